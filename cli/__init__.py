@@ -1,0 +1,1 @@
+"""The `gridnode` command: one module per sub-command, wired in `cli.main`."""

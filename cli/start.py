@@ -1,0 +1,136 @@
+"""`gridnode start` and `gridnode init`."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import secrets
+from pathlib import Path
+
+from cli.errors import CommandError
+from consensus.engine import Signer
+from genesis.config import Genesis, GenesisError
+from genesis.devnet import dev_accounts, devnet_genesis_document
+from node.datadir import DataDir, read_private_key, write_secret
+from node.mempool import MempoolLimits
+from node.keystore import keystore_addresses
+from node.service import Node, NodeConfig, open_chain
+from node.store import DatabaseLocked
+
+DEFAULT_DATADIR = "./gridnode-data"
+DEVNET_NAME = "gridnode-devnet"
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    start = commands.add_parser(
+        "start", help="run a node (a fresh data dir becomes a single-node devnet)",
+        description="Run a gridnode. On an empty data dir with no `gridnode init`, this starts a devnet: "
+                    "PoA with a generated signer and the test mnemonic's first 20 accounts funded and registered.")
+    start.add_argument("--datadir", default=DEFAULT_DATADIR, help=f"data directory (default {DEFAULT_DATADIR})")
+    start.add_argument("--rpc-host", default="127.0.0.1", help="JSON-RPC listen address (default 127.0.0.1)")
+    start.add_argument("--rpc-port", type=int, default=8545, help="JSON-RPC port (default 8545; 0 picks a free one)")
+    start.add_argument("--rpc-cors", default="", metavar="ORIGINS",
+                       help="comma-separated browser origins allowed to call the RPC ('*' for any)")
+    start.add_argument("--signer-key", type=Path, metavar="FILE",
+                       help="hex private key file this node seals blocks with (default DATADIR/signer.key if present)")
+    start.add_argument("--txpool-size", type=int, default=MempoolLimits.max_transactions,
+                       help=f"most transactions held in the mempool (default {MempoolLimits.max_transactions})")
+    start.add_argument("--txpool-account-limit", type=int, default=MempoolLimits.max_per_sender,
+                       help=f"most transactions per sender (default {MempoolLimits.max_per_sender})")
+    start.set_defaults(func=run_start)
+
+    init = commands.add_parser("init", help="initialise a data dir from a genesis file",
+                               description="Create a data dir's chain (block 0) from a genesis JSON file.")
+    init.add_argument("--genesis", required=True, type=Path, help="genesis JSON file (see genesis/README.md)")
+    init.add_argument("--datadir", default=DEFAULT_DATADIR, help=f"data directory (default {DEFAULT_DATADIR})")
+    init.set_defaults(func=run_init)
+
+
+def run_init(args: argparse.Namespace) -> int:
+    datadir = DataDir(Path(args.datadir))
+    try:
+        genesis = Genesis.load(args.genesis)
+    except GenesisError as exc:
+        raise CommandError(str(exc)) from None
+    datadir.create()
+    store, chain = _open(datadir, genesis)
+    datadir.genesis_file.write_text(genesis.to_json())
+    print(f"initialised {datadir.root} with genesis 0x{chain.genesis_block_hash().hex()} "
+          f"(chain id {genesis.chain_id}, engine {genesis.engine})")
+    store.close()
+    return 0
+
+
+def _open(datadir: DataDir, genesis: Genesis | None):
+    try:
+        return open_chain(datadir, genesis)
+    except (GenesisError, FileNotFoundError) as exc:
+        raise CommandError(str(exc)) from None
+    except DatabaseLocked as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _init_devnet(datadir: DataDir) -> None:
+    """First start on an empty data dir: generate a signer and a devnet genesis."""
+    datadir.create()
+    key = secrets.token_bytes(32)
+    write_secret(datadir.signer_key_file, key.hex() + "\n")
+    genesis = Genesis.from_json(devnet_genesis_document(Signer(key).address))
+    store, _chain = _open(datadir, genesis)
+    datadir.genesis_file.write_text(genesis.to_json())
+    store.close()
+
+
+def _signer(args: argparse.Namespace, datadir: DataDir) -> Signer | None:
+    path = args.signer_key or (datadir.signer_key_file if datadir.signer_key_file.exists() else None)
+    if path is None:
+        return None
+    try:
+        return Signer(read_private_key(path))
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"cannot read signer key: {exc}") from None
+
+
+def _print_devnet_accounts() -> None:
+    print("Accounts\n========\n")
+    print("WARNING: These accounts, and their private keys, are publicly known.")
+    print("Any funds sent to them on any public network WILL BE LOST.\n")
+    for index, account in enumerate(dev_accounts()):
+        role = "admin, operator" if index == 0 else "prosumer"
+        print(f"Account #{index}: {account.address.to_checksum()} (10000 ELC, {role})")
+        print(f"Private Key: 0x{account.private_key.hex()}\n")
+
+
+def run_start(args: argparse.Namespace) -> int:
+    datadir = DataDir(Path(args.datadir))
+    if not datadir.is_initialised():
+        _init_devnet(datadir)
+    signer = _signer(args, datadir)
+    store, chain = _open(datadir, None)
+    try:
+        if signer and not chain.engine.authorized(chain, signer.address):
+            raise CommandError(f"signer {signer.address.to_checksum()} may not produce blocks on this chain")
+        config = NodeConfig(datadir=datadir, rpc_host=args.rpc_host, rpc_port=args.rpc_port, signer=signer,
+                            cors_origins=tuple(o for o in args.rpc_cors.split(",") if o),
+                            mempool=MempoolLimits(args.txpool_size, args.txpool_account_limit),
+                            accounts=tuple(keystore_addresses(datadir.keystore)))
+        node = Node(config, store, chain)
+        devnet = chain.genesis.name == DEVNET_NAME
+
+        def announce(running: Node) -> None:
+            print(f"Started JSON-RPC server at {running.rpc_url}/ (chain id {chain.chain_id}, "
+                  f"head #{chain.head.number})\n", flush=True)
+            if devnet:
+                _print_devnet_accounts()
+            print(f"Data dir: {datadir.root.resolve()}   Ctrl-C to stop.", flush=True)
+
+        try:
+            asyncio.run(node.run(on_ready=announce))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CommandError(f"RPC address {args.rpc_host}:{args.rpc_port} is already in use") from None
+            raise
+    finally:
+        store.close()
+    return 0
+

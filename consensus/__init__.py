@@ -1,0 +1,1 @@
+"""Consensus engines behind one interface, and the models they rest on."""

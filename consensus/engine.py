@@ -1,0 +1,79 @@
+"""The one interface every consensus engine implements, after go-ethereum's
+`consensus.Engine`. The chain and the block producer call only these methods;
+they never ask which engine they run."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Protocol
+
+from vm.blocks import Header, Receipt
+from vm.crypto import private_key_to_address, sign
+from vm.state import State
+from vm.types import Address, Hash32
+
+
+class ChainReader(Protocol):
+    """The narrow, read-only view of the chain an engine may use."""
+
+    def header_by_hash(self, block_hash: Hash32) -> Header | None: ...
+
+    def header_by_number(self, number: int) -> Header | None:
+        """The canonical header at `number`."""
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A node's sealing key (PoA signer, PoW miner's reward address)."""
+
+    private_key: bytes
+
+    @property
+    def address(self) -> Address:
+        return private_key_to_address(self.private_key)
+
+    def sign(self, message_hash: bytes) -> bytes:
+        """65 bytes r ‖ s ‖ y-parity, the layout Clique uses in its seal."""
+        y_parity, r, s = sign(message_hash, self.private_key)
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([y_parity])
+
+
+@dataclass(frozen=True)
+class HeaderFields:
+    """What the engine decides about a new header before transactions run."""
+
+    difficulty: int
+    extra_data: bytes = b""
+
+
+class Engine(ABC):
+    name: str
+
+    @abstractmethod
+    def authorized(self, chain: ChainReader, producer: Address) -> bool:
+        """Whether `producer` belongs to the set that may make blocks at the head."""
+
+    @abstractmethod
+    def production_time(self, chain: ChainReader, parent: Header, producer: Address) -> int | None:
+        """Earliest timestamp (Unix seconds) at which `producer` may seal a child of
+        `parent`, or None if it may not produce at that height at all."""
+
+    @abstractmethod
+    def prepare(self, chain: ChainReader, parent: Header, producer: Address) -> HeaderFields:
+        """The engine's fields for a child of `parent` made by `producer`."""
+
+    @abstractmethod
+    def seal(self, header: Header, signer: Signer) -> Header:
+        """Return `header` with a valid seal."""
+
+    @abstractmethod
+    def verify_header(self, chain: ChainReader, header: Header, parent: Header) -> None:
+        """Raise InvalidBlock unless `header` is a valid child of `parent` under this engine."""
+
+    @abstractmethod
+    def weight(self, header: Header) -> int:
+        """Fork-choice weight this block adds; the heaviest total weight is the head."""
+
+    @abstractmethod
+    def finalize(self, chain: ChainReader, header: Header, state: State, receipts: tuple[Receipt, ...]) -> None:
+        """End-of-block rewards and penalties, applied to `state` before the state root."""

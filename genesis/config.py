@@ -1,0 +1,154 @@
+"""The genesis format: parse and check a genesis JSON file, and build block 0 from it.
+
+Every amount is an integer (a JSON number or a decimal/0x string), every
+address is checked, and every mistake is reported with the field that holds it."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from consensus.engine import Engine
+from consensus.factory import create_engine
+from vm.blocks import Block, Header, combine_blooms
+from vm.merkle import list_root
+from vm.native import NATIVE_CONTRACTS
+from vm.native.registry import REGISTRY, Role
+from vm.state import Account, State
+from vm.types import ZERO_ADDRESS, ZERO_HASH, Address
+
+ELECOIN = 10**18
+
+
+class GenesisError(ValueError):
+    """A genesis file that cannot start a chain; the message names the field."""
+
+
+@dataclass(frozen=True)
+class GenesisAccount:
+    address: Address
+    balance: int
+    role: Role | None
+    name: str
+
+
+@dataclass(frozen=True)
+class Genesis:
+    chain_id: int
+    name: str
+    timestamp: int
+    gas_limit: int
+    base_fee: int
+    min_base_fee: int
+    block_time: int
+    engine: str
+    engine_params: dict
+    admins: tuple[Address, ...]
+    accounts: tuple[GenesisAccount, ...]
+    source: dict = field(repr=False, compare=False)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Genesis":
+        try:
+            document = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise GenesisError(f"genesis file not found: {path}") from None
+        except json.JSONDecodeError as exc:
+            raise GenesisError(f"{path}: not valid JSON: {exc}") from None
+        return cls.from_json(document)
+
+    @classmethod
+    def from_json(cls, document: dict) -> "Genesis":
+        if not isinstance(document, dict):
+            raise GenesisError("genesis must be a JSON object")
+        consensus = document.get("consensus")
+        if not isinstance(consensus, dict) or not isinstance(consensus.get("engine"), str):
+            raise GenesisError("consensus.engine is required (e.g. \"poa\")")
+        accounts = []
+        raw_accounts = document.get("accounts", {})
+        if not isinstance(raw_accounts, dict):
+            raise GenesisError("accounts must be an object of address → {balance, role, name}")
+        for key, entry in raw_accounts.items():
+            if not isinstance(entry, dict):
+                raise GenesisError(f"accounts.{key} must be an object")
+            role = entry.get("role")
+            try:
+                parsed_role = Role.parse(role) if role is not None else None
+            except ValueError as exc:
+                raise GenesisError(f"accounts.{key}.role: {exc}") from None
+            accounts.append(GenesisAccount(_address(key, f"accounts.{key}"),
+                                           _integer(entry.get("balance", 0), f"accounts.{key}.balance"),
+                                           parsed_role, str(entry.get("name", ""))))
+        admins = tuple(_address(a, "admins[]") for a in document.get("admins", []))
+        genesis = cls(
+            chain_id=_integer(document.get("chainId"), "chainId", minimum=1),
+            name=str(document.get("name", "gridnode")),
+            timestamp=_integer(document.get("timestamp", 0), "timestamp"),
+            gas_limit=_integer(document.get("gasLimit", 30_000_000), "gasLimit", minimum=21_000),
+            base_fee=_integer(document.get("baseFee", 10**9), "baseFee"),
+            min_base_fee=_integer(document.get("minBaseFee", 0), "minBaseFee"),
+            block_time=_integer(document.get("blockTime", 1), "blockTime", minimum=1),
+            engine=consensus["engine"],
+            engine_params={k: v for k, v in consensus.items() if k != "engine"},
+            admins=admins,
+            accounts=tuple(accounts),
+            source=document,
+        )
+        registered = {a.address for a in genesis.accounts if a.role is not None}
+        for admin in admins:
+            if admin not in registered:
+                raise GenesisError(f"admin {admin.to_checksum()} must also be a registered account")
+        if len({a.address for a in genesis.accounts}) != len(genesis.accounts):
+            raise GenesisError("accounts lists an address twice")
+        genesis.create_engine()
+        return genesis
+
+    def create_engine(self) -> Engine:
+        try:
+            return create_engine(self.engine, self.engine_params, self.block_time)
+        except ValueError as exc:
+            raise GenesisError(f"consensus: {exc}") from None
+
+    def to_json(self) -> str:
+        return json.dumps(self.source, indent=2) + "\n"
+
+    def write_state(self, state: State) -> None:
+        """Balances, the registry's members and admins, and native contracts' code."""
+        for account in self.accounts:
+            state.set_account(account.address, Account(0, account.balance))
+        for contract in NATIVE_CONTRACTS.values():
+            state.set_code(contract.address, contract.code)
+        REGISTRY.write_genesis(state, list(self.admins),
+                               [(a.address, a.role, a.name) for a in self.accounts if a.role is not None])
+
+    def block(self, state_root) -> Block:
+        header = Header(
+            parent_hash=ZERO_HASH, number=0, timestamp=self.timestamp, producer=ZERO_ADDRESS,
+            state_root=state_root, transactions_root=list_root([]), receipts_root=list_root([]),
+            logs_bloom=combine_blooms([]), gas_limit=self.gas_limit, gas_used=0, base_fee=self.base_fee,
+            difficulty=1, extra_data=self.name.encode()[:32])
+        return Block(header, ())
+
+    @property
+    def total_supply(self) -> int:
+        return sum(account.balance for account in self.accounts)
+
+
+def _integer(value, name: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or value is None:
+        raise GenesisError(f"{name} must be an integer")
+    if isinstance(value, str):
+        try:
+            value = int(value, 16) if value.lower().startswith("0x") else int(value)
+        except ValueError:
+            raise GenesisError(f"{name} must be an integer, got {value!r}") from None
+    if not isinstance(value, int) or value < minimum:
+        raise GenesisError(f"{name} must be an integer ≥ {minimum}")
+    return value
+
+
+def _address(value, name: str) -> Address:
+    try:
+        return Address.from_hex(value)
+    except (ValueError, TypeError):
+        raise GenesisError(f"{name}: {value!r} is not an address") from None

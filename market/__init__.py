@@ -1,0 +1,1 @@
+"""The energy market: native contracts and the economics they rest on."""

@@ -1,0 +1,3 @@
+"""The economics the market and the PoEG/PoSOC engines rest on (papers 000, 001, 003).
+
+Floats and LP solvers here *propose*; the integer forms are what a chain verifies."""

@@ -1,0 +1,1 @@
+"""Reproductions of the papers' experiments; each module is one `gridnode sim` experiment."""

@@ -1,0 +1,1 @@
+"""The running node: storage, chain, mempool, block production, RPC and their wiring."""

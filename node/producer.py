@@ -1,0 +1,84 @@
+"""Block production: fill a block from the mempool, seal it, commit it, and
+the loop that does so whenever the engine says this node may."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from consensus.engine import Signer
+from node.chain import Chain, ExecutedBlock
+from node.mempool import Mempool
+from vm.transition import TransactionRejected, apply_transaction, validate_transaction
+from vm.types import Address
+
+log = logging.getLogger("gridnode.producer")
+
+
+def build_block(chain: Chain, mempool: Mempool, signer: Signer, timestamp: int) -> ExecutedBlock:
+    """Apply the best executable transactions to a child of the head, up to the gas limit.
+
+    A transaction that fails validation here (its sender spent the funds in an
+    earlier transaction of this block, say) is dropped from the pool with a
+    logged reason; the sender's later transactions wait for the next block."""
+    parent = chain.head
+    env = chain.environment(parent, timestamp, signer.address)
+    state = chain.state()
+    included, receipts = [], []
+    skipped: set[Address] = set()
+    cumulative = 0
+    for tx in mempool.executable(state, env.base_fee):
+        if tx.sender in skipped:
+            continue
+        if env.gas_limit - cumulative < 21_000:
+            break
+        try:
+            validate_transaction(state, env, tx, env.gas_limit - cumulative)
+        except TransactionRejected as exc:
+            skipped.add(tx.sender)
+            if str(exc) != "gas limit reached":
+                log.info("dropping transaction", extra={"tx": "0x" + tx.hash.hex(), "reason": str(exc)})
+                mempool.drop(tx)
+            continue
+        receipt = apply_transaction(state, env, tx, cumulative)
+        cumulative = receipt.cumulative_gas_used
+        included.append(tx)
+        receipts.append(receipt)
+    return chain.seal_executed(parent, env, state, included, tuple(receipts), signer)
+
+
+def produce_block(chain: Chain, mempool: Mempool, signer: Signer, timestamp: int) -> ExecutedBlock:
+    executed = build_block(chain, mempool, signer, timestamp)
+    chain.commit_built(executed)
+    mempool.prune(chain.state())
+    header = executed.block.header
+    level = logging.INFO if executed.block.transactions else logging.DEBUG
+    log.log(level, "sealed block", extra={"number": header.number, "hash": "0x" + header.hash.hex(),
+                                    "txs": len(executed.block.transactions), "gas_used": header.gas_used})
+    return executed
+
+
+class BlockProducer:
+    """Seals a block each time the engine's production time for this signer comes."""
+
+    def __init__(self, chain: Chain, mempool: Mempool, signer: Signer) -> None:
+        self.chain = chain
+        self.mempool = mempool
+        self.signer = signer
+        self.head_changed = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            parent = self.chain.head
+            when = self.chain.engine.production_time(self.chain, parent, self.signer.address)
+            if when is None:
+                self.head_changed.clear()
+                await self.head_changed.wait()
+                continue
+            delay = when - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self.chain.head.hash != parent.hash:
+                continue
+            produce_block(self.chain, self.mempool, self.signer, max(when, int(time.time())))
+            await asyncio.sleep(0)

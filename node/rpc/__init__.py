@@ -1,0 +1,1 @@
+"""Ethereum JSON-RPC 2.0 over HTTP (aiohttp): protocol, parameters, methods, JSON shapes."""

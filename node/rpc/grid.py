@@ -1,0 +1,66 @@
+"""The node's own methods (grid_), and the net_, web3_ and txpool_ namespaces."""
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+
+from node.chain import Chain
+from node.mempool import Mempool
+from node.rpc import format as fmt
+from vm.native import NATIVE_CONTRACTS
+
+VERSION = "0.1.0"
+CLIENT_VERSION = f"gridnode/v{VERSION}/{platform.system().lower()}-{platform.machine()}/python{platform.python_version()}"
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    """Facts about this process that the chain doesn't know."""
+
+    producer: str | None
+    datadir: str
+    rpc_url: str
+
+
+class GridApi:
+    def __init__(self, chain: Chain, mempool: Mempool, identity: NodeIdentity) -> None:
+        self.chain = chain
+        self.mempool = mempool
+        self.identity = identity
+
+    def web3_clientVersion(self) -> str:
+        return CLIENT_VERSION
+
+    def net_version(self) -> str:
+        return str(self.chain.chain_id)
+
+    def net_listening(self) -> bool:
+        return True
+
+    def net_peerCount(self) -> str:
+        return fmt.hexint(0)
+
+    def grid_nodeInfo(self) -> dict:
+        head = self.chain.head
+        pending, queued = self.mempool.counts(self.chain.state())
+        return {
+            "client": CLIENT_VERSION,
+            "network": self.chain.genesis.name,
+            "chainId": self.chain.chain_id,
+            "genesisHash": fmt.hexbytes(self.chain.genesis_block_hash()),
+            "head": {"number": head.number, "hash": fmt.hexbytes(head.hash), "timestamp": head.timestamp},
+            "consensus": {"engine": self.chain.engine.name, "blockTime": self.chain.genesis.block_time},
+            "producer": self.identity.producer,
+            "datadir": self.identity.datadir,
+            "rpc": self.identity.rpc_url,
+            "txpool": {"pending": pending, "queued": queued},
+            "peers": 0,
+        }
+
+    def grid_contracts(self) -> dict:
+        return {contract.name: {"address": contract.address.to_checksum(), "abi": contract.abi}
+                for contract in NATIVE_CONTRACTS.values()}
+
+    def txpool_status(self) -> dict:
+        pending, queued = self.mempool.counts(self.chain.state())
+        return {"pending": fmt.hexint(pending), "queued": fmt.hexint(queued)}

@@ -1,0 +1,103 @@
+"""Wires a node together and runs it until SIGINT/SIGTERM: store, chain,
+mempool, block producer and the RPC server. The core objects are plain and
+synchronous; this module is the only place that owns the asyncio loop."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+from dataclasses import dataclass
+from typing import Callable
+
+from aiohttp import web
+
+from consensus.engine import Signer
+from genesis.config import Genesis
+from node.chain import Chain
+from node.datadir import DataDir
+from node.mempool import Mempool, MempoolLimits
+from node.producer import BlockProducer
+from node.rpc.eth import EthApi
+from node.rpc.grid import GridApi, NodeIdentity
+from node.rpc.server import JsonRpcServer, collect_methods
+from node.store import Store
+from vm.types import Address
+
+log = logging.getLogger("gridnode.node")
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    datadir: DataDir
+    rpc_host: str = "127.0.0.1"
+    rpc_port: int = 8545
+    signer: Signer | None = None
+    cors_origins: tuple[str, ...] = ()
+    mempool: MempoolLimits = MempoolLimits()
+    accounts: tuple[Address, ...] = ()
+    """Keystore addresses reported by eth_accounts."""
+
+
+def open_chain(datadir: DataDir, genesis: Genesis | None = None) -> tuple[Store, Chain]:
+    """Open the data dir's chain; with `genesis`, initialise it (or check it matches)."""
+    store = Store(str(datadir.chaindata))
+    try:
+        if genesis is None:
+            document = store.genesis_document()
+            if document is None:
+                raise FileNotFoundError(f"{datadir.root} is not initialised: run gridnode init")
+            genesis = Genesis.from_json(json.loads(document))
+        return store, Chain(store, genesis, genesis.create_engine())
+    except BaseException:
+        store.close()
+        raise
+
+
+class Node:
+    def __init__(self, config: NodeConfig, store: Store, chain: Chain) -> None:
+        self.config = config
+        self.store = store
+        self.chain = chain
+        self.mempool = Mempool(chain.chain_id, chain.genesis.gas_limit, config.mempool)
+        signer = config.signer
+        self.producer = BlockProducer(chain, self.mempool, signer) if signer else None
+        self.rpc_url = f"http://{config.rpc_host}:{config.rpc_port}"
+        identity = NodeIdentity(signer.address.to_checksum() if signer else None, str(config.datadir.root),
+                                self.rpc_url)
+        methods = collect_methods(EthApi(chain, self.mempool, list(config.accounts)),
+                                  GridApi(chain, self.mempool, identity))
+        self.rpc = JsonRpcServer(methods, list(config.cors_origins))
+
+    async def run(self, on_ready: Callable[["Node"], None] | None = None) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        runner = web.AppRunner(self.rpc.app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.config.rpc_host, self.config.rpc_port)
+            await site.start()
+            port = runner.addresses[0][1]
+            self.rpc_url = f"http://{self.config.rpc_host}:{port}"
+            tasks = []
+            if self.producer:
+                tasks.append(asyncio.create_task(self.producer.run(), name="producer"))
+            log.info("node started", extra={"rpc": self.rpc_url, "chain_id": self.chain.chain_id,
+                                            "head": self.chain.head.number})
+            if on_ready:
+                on_ready(self)
+            waiter = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in [waiter, *tasks]:
+                task.cancel()
+            await asyncio.gather(waiter, *tasks, return_exceptions=True)
+            for task in tasks:
+                if task in done:
+                    task.result()  # a crashed producer stops the node with its error
+        finally:
+            await runner.cleanup()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            log.info("node stopped", extra={"head": self.chain.head.number})

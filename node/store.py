@@ -1,0 +1,128 @@
+"""The LevelDB schema (plyvel). One module owns every key prefix, so the layout
+can be read in one place:
+
+    h<hash>          header RLP                b<hash>   body (raw transactions)
+    r<hash>          receipts                  w<hash>   total fork-choice weight
+    u<hash>          undo log: state before the block (for reorgs)
+    n<number:8>      canonical hash at height  t<txhash> (block hash, index) of a canonical tx
+    S<state key>     head state value          H         head hash
+    G                genesis hash              C         the genesis document (JSON)
+
+Importing a block is one write batch with `sync=True`, head pointer included,
+so a process killed at any instant reopens at the last whole block."""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import plyvel
+import rlp
+
+from vm.blocks import Header, Receipt
+from vm.types import Hash32
+
+HEAD = b"H"
+GENESIS = b"G"
+GENESIS_DOCUMENT = b"C"
+STATE = b"S"
+
+
+class DatabaseLocked(RuntimeError):
+    """Another gridnode process holds this data dir."""
+
+
+class Store:
+    def __init__(self, path: str) -> None:
+        try:
+            self.db = plyvel.DB(path, create_if_missing=True)
+        except plyvel.IOError as exc:
+            if "lock" in str(exc).lower():
+                raise DatabaseLocked(f"{path} is in use by another gridnode process") from None
+            raise
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[plyvel.WriteBatch]:
+        """All writes inside land together or not at all (fsynced)."""
+        with self.db.write_batch(transaction=True, sync=True) as batch:
+            yield batch
+
+    # -- chain metadata ---------------------------------------------------
+    def head_hash(self) -> Hash32 | None:
+        value = self.db.get(HEAD)
+        return Hash32(value) if value else None
+
+    def genesis_hash(self) -> Hash32 | None:
+        value = self.db.get(GENESIS)
+        return Hash32(value) if value else None
+
+    def genesis_document(self) -> bytes | None:
+        return self.db.get(GENESIS_DOCUMENT)
+
+    # -- blocks -----------------------------------------------------------
+    def header(self, block_hash: bytes) -> Header | None:
+        value = self.db.get(b"h" + block_hash)
+        return Header.decode(value) if value else None
+
+    def body(self, block_hash: bytes) -> list[bytes] | None:
+        value = self.db.get(b"b" + block_hash)
+        return rlp.decode(value) if value is not None else None
+
+    def receipts(self, block_hash: bytes) -> list[Receipt] | None:
+        value = self.db.get(b"r" + block_hash)
+        return [Receipt.decode(item) for item in rlp.decode(value)] if value is not None else None
+
+    def total_weight(self, block_hash: bytes) -> int | None:
+        value = self.db.get(b"w" + block_hash)
+        return int.from_bytes(value, "big") if value is not None else None
+
+    def canonical_hash(self, number: int) -> Hash32 | None:
+        value = self.db.get(b"n" + number.to_bytes(8, "big"))
+        return Hash32(value) if value else None
+
+    def tx_location(self, tx_hash: bytes) -> tuple[Hash32, int] | None:
+        value = self.db.get(b"t" + tx_hash)
+        if value is None:
+            return None
+        block_hash, index = rlp.decode(value)
+        return Hash32(block_hash), int.from_bytes(index, "big")
+
+    def state_items(self) -> Iterator[tuple[bytes, bytes]]:
+        yield from self.db.iterator(prefix=STATE, include_key=True)
+
+    def state_value(self, key: bytes) -> bytes | None:
+        return self.db.get(STATE + key)
+
+    def undo_log(self, block_hash: bytes) -> list[tuple[bytes, bytes | None]] | None:
+        value = self.db.get(b"u" + block_hash)
+        if value is None:
+            return None
+        return [(key, previous[0] if previous else None) for key, previous in rlp.decode(value)]
+
+
+def write_block(batch, header: Header, body: bytes, receipts: list[Receipt], total_weight: int,
+                tx_hashes: list[bytes], state_changes: dict[bytes, bytes | None],
+                undo: list[tuple[bytes, bytes | None]]) -> None:
+    """Stage a block that becomes the new head, with its state and indexes."""
+    block_hash = header.hash
+    batch.put(b"h" + block_hash, header.encode())
+    batch.put(b"b" + block_hash, body)
+    batch.put(b"r" + block_hash, rlp.encode([receipt.encode() for receipt in receipts]))
+    batch.put(b"w" + block_hash, total_weight.to_bytes(32, "big"))
+    batch.put(b"u" + block_hash, rlp.encode([[key, [] if prev is None else [prev]] for key, prev in undo]))
+    batch.put(b"n" + header.number.to_bytes(8, "big"), block_hash)
+    for index, tx_hash in enumerate(tx_hashes):
+        batch.put(b"t" + tx_hash, rlp.encode([block_hash, index]))
+    for key, value in state_changes.items():
+        if value is None:
+            batch.delete(STATE + key)
+        else:
+            batch.put(STATE + key, value)
+    batch.put(HEAD, block_hash)
+
+
+def write_genesis_marker(batch, genesis_hash: bytes, document: bytes) -> None:
+    batch.put(GENESIS, genesis_hash)
+    batch.put(GENESIS_DOCUMENT, document)

@@ -1,0 +1,43 @@
+"""Shared fixtures: real `gridnode start` processes and web3.py clients, used as a wallet would."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import NodeProcess
+from web3 import Web3
+
+
+@pytest.fixture
+def node_factory(tmp_path):
+    started: list[NodeProcess] = []
+
+    def make(datadir: Path | None = None, *extra_args: str) -> NodeProcess:
+        node = NodeProcess(datadir or tmp_path / f"node{len(started)}", tuple(extra_args)).start()
+        started.append(node)
+        return node
+
+    yield make
+    for node in started:
+        if node.alive():
+            node.kill()
+
+
+@pytest.fixture(scope="module")
+def devnet(tmp_path_factory):
+    """One devnet node shared by a module's tests."""
+    node = NodeProcess(tmp_path_factory.mktemp("devnet")).start()
+    yield node
+    if node.alive():
+        assert node.stop() == 0, "node did not stop cleanly on SIGTERM"
+
+
+@pytest.fixture(scope="module")
+def w3(devnet) -> Web3:
+    return devnet.web3()
+
+
+@pytest.fixture(scope="module")
+def registry(w3):
+    info = w3.provider.make_request("grid_contracts", [])["result"]["Registry"]
+    return w3.eth.contract(address=info["address"], abi=info["abi"])

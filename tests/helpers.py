@@ -1,0 +1,80 @@
+"""Test helpers: real `gridnode start` processes, and signing as a wallet does."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from eth_account import Account
+from web3 import Web3
+
+DEV_KEYS = [
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+]
+"""The test mnemonic's first accounts; #0 is the devnet admin."""
+
+
+class NodeProcess:
+    """A `gridnode start` subprocess on a free port, stopped or killed on demand."""
+
+    def __init__(self, datadir: Path, extra_args: tuple[str, ...] = ()) -> None:
+        self.datadir = datadir
+        self.extra_args = extra_args
+        self.process: subprocess.Popen | None = None
+        self.url = ""
+        self.output: list[str] = []
+
+    def start(self, timeout: float = 30) -> "NodeProcess":
+        self.output = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "start", "--datadir", str(self.datadir), "--rpc-port", "0",
+             *self.extra_args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError("node exited during start:\n" + "".join(self.output))
+            self.output.append(line)
+            match = re.search(r"Started JSON-RPC server at (http://[\d.]+:\d+)/", line)
+            if match:
+                self.url = match.group(1)
+                os.set_blocking(self.process.stdout.fileno(), False)
+                return self
+        raise RuntimeError("node did not start in time:\n" + "".join(self.output))
+
+    def web3(self) -> Web3:
+        return Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 30}))
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        self.process.send_signal(sig)
+        code = self.process.wait(timeout)
+        self.process.stdout.close()
+        return code
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+def wallet(index: int):
+    return Account.from_key(DEV_KEYS[index])
+
+
+def send(w3: Web3, account, tx: dict):
+    """Sign locally with eth-account and send raw, as a wallet does; returns the receipt."""
+    tx = {"chainId": w3.eth.chain_id, "nonce": w3.eth.get_transaction_count(account.address, "pending"), **tx}
+    signed = account.sign_transaction(tx)
+    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+    return w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.1)

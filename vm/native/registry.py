@@ -1,0 +1,110 @@
+"""The registry: who may use the chain, and in what role (DESIGN §4.5).
+
+Genesis admins register and revoke accounts; only registered accounts may send
+transactions, and a role gates what each may call in the market contracts.
+Storage: role and name per account, and the admin set, all under this
+contract's address so they are part of the state root."""
+from __future__ import annotations
+
+from enum import IntEnum
+
+from vm.native.contract import CallContext, NativeContract, Revert, abi_function
+from vm.state import State
+from vm.types import Address
+
+
+class Role(IntEnum):
+    NONE = 0
+    PROSUMER = 1
+    RETAILER = 2
+    EDGE_SERVER = 3
+    EV = 4
+    METER_ORACLE = 5
+    OPERATOR = 6
+
+    @classmethod
+    def parse(cls, text: str) -> "Role":
+        """Accept the genesis spelling: 'prosumer', 'edge_server', 'meter-oracle', …"""
+        try:
+            role = cls[text.strip().upper().replace("-", "_").replace(" ", "_")]
+        except KeyError:
+            raise ValueError(f"unknown role {text!r}; one of {', '.join(r.name.lower() for r in cls if r)}") from None
+        if role is cls.NONE:
+            raise ValueError("role 'none' cannot be assigned")
+        return role
+
+
+MAX_NAME_BYTES = 64
+
+
+class Registry(NativeContract):
+    name = "Registry"
+    address = Address(bytes.fromhex("6772696400000000000000000000000000000001"))  # "grid" ‖ 1
+    abi_file = "registry.abi.json"
+
+    # -- reads without gas, for the vm's permission check and for genesis --
+    def role_of(self, state: State, account: Address) -> Role:
+        value = state.get_storage(self.address, self.slot(b"role", account))
+        return Role(value[0]) if value else Role.NONE
+
+    def is_admin(self, state: State, account: Address) -> bool:
+        return bool(state.get_storage(self.address, self.slot(b"admin", account)))
+
+    def write_genesis(self, state: State, admins: list[Address], members: list[tuple[Address, Role, str]]) -> None:
+        state.set_code(self.address, self.code)
+        for account, role, name in members:
+            state.set_storage(self.address, self.slot(b"role", account), bytes([role]))
+            state.set_storage(self.address, self.slot(b"name", account), name.encode())
+        for admin in admins:
+            state.set_storage(self.address, self.slot(b"admin", admin), b"\x01")
+
+    # -- ABI functions ------------------------------------------------------
+    @abi_function("register")
+    def _register(self, ctx: CallContext, account: str, role: int, name: str) -> None:
+        self._require_admin(ctx)
+        account = Address.from_hex(account)
+        if not Role.NONE < role <= max(Role):
+            raise Revert(f"registry: unknown role {role}")
+        if len(name.encode()) > MAX_NAME_BYTES:
+            raise Revert(f"registry: name longer than {MAX_NAME_BYTES} bytes")
+        if self.load(ctx, self.slot(b"role", account)):
+            raise Revert("registry: account already registered")
+        self.store(ctx, self.slot(b"role", account), bytes([role]))
+        self.store(ctx, self.slot(b"name", account), name.encode())
+        self.emit(ctx, "Registered", account.to_checksum(), role, name, ctx.caller.to_checksum())
+
+    @abi_function("revoke")
+    def _revoke(self, ctx: CallContext, account: str) -> None:
+        self._require_admin(ctx)
+        account = Address.from_hex(account)
+        if not self.load(ctx, self.slot(b"role", account)):
+            raise Revert("registry: account not registered")
+        if self.load(ctx, self.slot(b"admin", account)):
+            raise Revert("registry: an admin cannot be revoked")
+        self.store(ctx, self.slot(b"role", account), b"")
+        self.store(ctx, self.slot(b"name", account), b"")
+        self.emit(ctx, "Revoked", account.to_checksum(), ctx.caller.to_checksum())
+
+    @abi_function("roleOf")
+    def _role_of(self, ctx: CallContext, account: str) -> int:
+        value = self.load(ctx, self.slot(b"role", Address.from_hex(account)))
+        return value[0] if value else 0
+
+    @abi_function("isRegistered")
+    def _is_registered(self, ctx: CallContext, account: str) -> bool:
+        return bool(self.load(ctx, self.slot(b"role", Address.from_hex(account))))
+
+    @abi_function("nameOf")
+    def _name_of(self, ctx: CallContext, account: str) -> str:
+        return self.load(ctx, self.slot(b"name", Address.from_hex(account))).decode()
+
+    @abi_function("isAdmin")
+    def _is_admin(self, ctx: CallContext, account: str) -> bool:
+        return bool(self.load(ctx, self.slot(b"admin", Address.from_hex(account))))
+
+    def _require_admin(self, ctx: CallContext) -> None:
+        if not self.load(ctx, self.slot(b"admin", ctx.caller)):
+            raise Revert("registry: caller is not an admin")
+
+
+REGISTRY = Registry()
