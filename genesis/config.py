@@ -11,6 +11,7 @@ from pathlib import Path
 from consensus.engine import Engine
 from consensus.factory import create_engine
 from vm.blocks import Block, Header, combine_blooms
+from vm.crypto import keccak256
 from vm.merkle import list_root
 from vm.native import NATIVE_CONTRACTS
 from vm.native.registry import REGISTRY, Role
@@ -126,8 +127,14 @@ class Genesis:
             parent_hash=ZERO_HASH, number=0, timestamp=self.timestamp, producer=ZERO_ADDRESS,
             state_root=state_root, transactions_root=list_root([]), receipts_root=list_root([]),
             logs_bloom=combine_blooms([]), gas_limit=self.gas_limit, gas_used=0, base_fee=self.base_fee,
-            difficulty=1, extra_data=self.name.encode()[:32])
+            difficulty=1, extra_data=self.document_hash)
         return Block(header, ())
+
+    @property
+    def document_hash(self) -> bytes:
+        """keccak of the canonical genesis JSON, kept in block 0's extra data so that
+        the genesis hash commits to every parameter, consensus settings included."""
+        return keccak256(json.dumps(self.source, sort_keys=True, separators=(",", ":")).encode())
 
     @property
     def total_supply(self) -> int:

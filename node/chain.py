@@ -20,7 +20,7 @@ from vm.crypto import keccak256
 from vm.gas import next_base_fee
 from vm.merkle import StateTree, TreeUpdate, list_root
 from vm.state import State
-from vm.transactions import InvalidTransaction, Transaction, decode_transaction
+from vm.transactions import Transaction, decode_transaction
 from vm.transition import BlockEnvironment, TransactionRejected, apply_body
 from vm.types import Address, Hash32
 
@@ -219,12 +219,6 @@ class Chain:
         for holds, reason in rules:
             if not holds:
                 raise InvalidBlock(reason)
-
-    def decode_block_transactions(self, raws: list[bytes]) -> tuple[Transaction, ...]:
-        try:
-            return tuple(self.transaction_from_raw(raw) for raw in raws)
-        except InvalidTransaction as exc:
-            raise InvalidBlock(f"undecodable transaction: {exc}") from None
 
     def _commit(self, executed: ExecutedBlock) -> None:
         block = executed.block

@@ -65,15 +65,15 @@ class BlockProducer:
         self.chain = chain
         self.mempool = mempool
         self.signer = signer
-        self.head_changed = asyncio.Event()
 
     async def run(self) -> None:
         while True:
             parent = self.chain.head
             when = self.chain.engine.production_time(self.chain, parent, self.signer.address)
             if when is None:
-                self.head_changed.clear()
-                await self.head_changed.wait()
+                # Not this signer's turn at this height (e.g. it signed too recently):
+                # look again after one block time, when the head may have moved.
+                await asyncio.sleep(self.chain.genesis.block_time)
                 continue
             delay = when - time.time()
             if delay > 0:

@@ -59,8 +59,11 @@ class NodeProcess:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        """Signal the node, wait for it, and keep what it printed in `output`."""
         self.process.send_signal(sig)
         code = self.process.wait(timeout)
+        os.set_blocking(self.process.stdout.fileno(), True)
+        self.output.append(self.process.stdout.read())
         self.process.stdout.close()
         return code
 

@@ -138,7 +138,3 @@ class Block:
     def encode_body(self) -> bytes:
         return rlp.encode([tx.raw for tx in self.transactions])
 
-
-def decode_body(data: bytes) -> list[bytes]:
-    """The raw transaction envelopes of a stored body, in block order."""
-    return rlp.decode(data)

@@ -4,6 +4,7 @@ JSON in go-ethereum's shapes."""
 from __future__ import annotations
 
 import rlp
+from eth_bloom import BloomFilter
 
 from node.chain import Chain
 from node.history import HistoryUnavailable, state_at
@@ -290,8 +291,6 @@ def _filter_criteria(log_filter: dict) -> tuple[set[str] | None, list[set[str] |
 
 
 def _bloom_may_match(bloom: bytes, addresses, topics) -> bool:
-    from eth_bloom import BloomFilter
-
     filter_ = BloomFilter(int.from_bytes(bloom, "big"))
     if addresses is not None and not any(bytes.fromhex(a[2:]) in filter_ for a in addresses):
         return False

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import platform
 from dataclasses import dataclass
+from importlib.metadata import version
 
 from node.chain import Chain
 from node.mempool import Mempool
 from node.rpc import format as fmt
 from vm.native import NATIVE_CONTRACTS
 
-VERSION = "0.1.0"
+VERSION = version("gridnode")
 CLIENT_VERSION = f"gridnode/v{VERSION}/{platform.system().lower()}-{platform.machine()}/python{platform.python_version()}"
 
 

@@ -112,9 +112,10 @@ class JsonRpcServer:
         try:
             self.signatures[method].bind(*params)
         except TypeError:
-            expected = len(self.signatures[method].parameters)
-            raise RpcError(INVALID_PARAMS, f"invalid params: {method} takes up to {expected} arguments, "
-                                           f"got {len(params)}") from None
+            accepted = self.signatures[method].parameters.values()
+            required = sum(1 for p in accepted if p.default is inspect.Parameter.empty)
+            raise RpcError(INVALID_PARAMS, f"invalid params: {method} takes {required} to {len(accepted)} "
+                                           f"arguments, got {len(params)}") from None
         return handler(*params)
 
 

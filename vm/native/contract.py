@@ -100,7 +100,7 @@ class NativeContract:
     def __init__(self) -> None:
         package = type(self).__module__.rsplit(".", 1)[0]
         self.abi: list[dict] = json.loads(resources.files(package).joinpath(self.abi_file).read_text())
-        handlers = {getattr(member, "abi_name"): member for member in
+        handlers = {member.abi_name: member for member in
                     (getattr(self, attr) for attr in dir(type(self))) if hasattr(member, "abi_name")}
         self.functions: dict[bytes, AbiFunction] = {}
         self.events: dict[str, tuple[bytes, list[dict]]] = {}

@@ -1,0 +1,97 @@
+"""`gridnode sim v2v`: federated EV traders with PoSOC against the thesis's two baselines
+(§4.4, Figs. 4.7, 4.11–4.12).
+
+Trains three populations on the same seeds: federated with δ (the proposal), each EV alone
+(baseline 1) and federated without δ in the reward (baseline 2); then plays every model
+greedily on the same test stays and reports the mean arbitrage profit per stay, where
+energy is sold and bought, and how the PoSOC hour score follows peak discharge.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from market.economics.federated import Evaluation, Setup, Training, evaluate, train
+from market.economics.v2v import sample_days
+
+METHODS = {"federated": {}, "no_federation": {"federated": False}, "no_delta": {"use_delta": False}}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--evs", type=int, default=5, help="EVs in the federation (default 5)")
+    parser.add_argument("--windows", type=int, default=100, help="24-hour training windows (default 100)")
+    parser.add_argument("--stays", type=int, default=8, help="simulated stays each EV learns from per window (default 8)")
+    parser.add_argument("--test-stays", type=int, default=200, help="test stays per EV (default 200)")
+
+
+def run(args: argparse.Namespace, progress: bool) -> dict:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(METHODS) * args.windows, disable=not progress, file=sys.stderr, desc="training")
+    test_days = sample_days(args.test_stays, np.random.default_rng([args.seed, 1]))
+    trained: dict[str, Training] = {}
+    evaluated: dict[str, Evaluation] = {}
+    for name, options in METHODS.items():
+        setup = Setup(evs=args.evs, windows=args.windows, stays_per_window=args.stays, **options)
+        trained[name] = train(setup, args.seed, on_window=bar.update)
+        evaluated[name] = evaluate(trained[name].models, test_days)
+    bar.close()
+    ours = evaluated["federated"]
+    result = {
+        "profit": {name: round(e.profit, 3) for name, e in evaluated.items()},
+        "onpeak_sell_share": _share(ours.sold_by_band[2], ours.sold_by_band),
+        "offpeak_buy_share": _share(ours.bought_by_band[0], ours.bought_by_band),
+        "outside_onpeak_buy_share": _share(ours.bought_by_band[0] + ours.bought_by_band[1], ours.bought_by_band),
+        "sold_kwh_by_band": dict(zip(("off", "mid", "on"), (round(v, 3) for v in ours.sold_by_band))),
+        "bought_kwh_by_band": dict(zip(("off", "mid", "on"), (round(v, 3) for v in ours.bought_by_band))),
+        "posoc_hour_score_by_band": dict(zip(("off", "mid", "on"), (round(v, 3) for v in ours.score_by_band))),
+        "posoc_discharge_correlation": round(ours.score_discharge_correlation, 4),
+        "aggregators": list(trained["federated"].aggregators),
+        "mining_reward_cents": round(sum(trained["federated"].mining_rewards) / 100, 2),
+    }
+    if not args.json:
+        _print(result)
+    if args.plot:
+        _plot(trained, args.plot)
+    return result
+
+
+def _share(part: float, by_band: tuple[float, float, float]) -> float:
+    """Fraction of the energy traded in all bands; 0 when nothing was traded."""
+    total = sum(by_band)
+    return round(part / total, 4) if total > 0 else 0.0
+
+
+def _print(result: dict) -> None:
+    print(f"{'method':<15} {'profit per stay (¢)':>20}")
+    for name, profit in result["profit"].items():
+        print(f"{name:<15} {profit:>20.2f}")
+    print(f"\n{'band':<6} {'sold kWh':>9} {'bought kWh':>11} {'PoSOC hour score':>17}")
+    for b in ("off", "mid", "on"):
+        print(f"{b:<6} {result['sold_kwh_by_band'][b]:>9.2f} {result['bought_kwh_by_band'][b]:>11.2f} "
+              f"{result['posoc_hour_score_by_band'][b]:>17.3f}")
+    print(f"\nsold on-peak {result['onpeak_sell_share']:.1%}; bought off-peak {result['offpeak_buy_share']:.1%}, "
+          f"outside on-peak {result['outside_onpeak_buy_share']:.1%}; "
+          f"score-discharge correlation {result['posoc_discharge_correlation']:.2f}; "
+          f"mLAG fees {result['mining_reward_cents']:.2f} ¢")
+
+
+def _plot(trained: dict[str, Training], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for name, training in trained.items():
+        curve = np.asarray(training.mean_reward)
+        window = max(1, len(curve) // 10)
+        ax.plot(np.convolve(curve, np.ones(window) / window, mode="valid"), label=name)
+    ax.set_xlabel("24-hour window")
+    ax.set_ylabel("mean episode reward (running mean)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
