@@ -13,6 +13,7 @@ from genesis.config import Genesis, GenesisError
 from genesis.devnet import dev_accounts, devnet_genesis_document
 from node.datadir import DataDir, read_private_key, write_secret
 from node.mempool import MempoolLimits
+from node.p2p.service import NetworkError
 from node.keystore import keystore_addresses
 from node.service import Node, NodeConfig, open_chain
 from node.store import DatabaseLocked
@@ -31,6 +32,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     start.add_argument("--rpc-port", type=int, default=8545, help="JSON-RPC port (default 8545; 0 picks a free one)")
     start.add_argument("--rpc-cors", default="", metavar="ORIGINS",
                        help="comma-separated browser origins allowed to call the RPC ('*' for any)")
+    start.add_argument("--listen", default="/ip4/0.0.0.0/tcp/30303", metavar="MULTIADDR",
+                       help="libp2p listen address (default /ip4/0.0.0.0/tcp/30303; tcp/0 picks a free port)")
+    start.add_argument("--bootnode", action="append", default=[], metavar="MULTIADDR",
+                       help="peer to dial at start, /ip4/…/tcp/…/p2p/<peer id> (repeatable)")
+    start.add_argument("--no-p2p", action="store_true", help="run without networking (a lone devnet)")
     start.add_argument("--signer-key", type=Path, metavar="FILE",
                        help="hex private key file this node seals blocks with (default DATADIR/signer.key if present)")
     start.add_argument("--txpool-size", type=int, default=MempoolLimits.max_transactions,
@@ -108,18 +114,23 @@ def run_start(args: argparse.Namespace) -> int:
     signer = _signer(args, datadir)
     store, chain = _open(datadir, None)
     try:
-        if signer and not chain.engine.authorized(chain, signer.address):
+        if signer and not chain.engine.authorized(chain, chain.head, signer.address):
             raise CommandError(f"signer {signer.address.to_checksum()} may not produce blocks on this chain")
         config = NodeConfig(datadir=datadir, rpc_host=args.rpc_host, rpc_port=args.rpc_port, signer=signer,
                             cors_origins=tuple(o for o in args.rpc_cors.split(",") if o),
                             mempool=MempoolLimits(args.txpool_size, args.txpool_account_limit),
-                            accounts=tuple(keystore_addresses(datadir.keystore)))
+                            accounts=tuple(keystore_addresses(datadir.keystore)),
+                            listen=() if args.no_p2p else (args.listen,), bootnodes=tuple(args.bootnode))
         node = Node(config, store, chain)
         devnet = chain.genesis.name == DEVNET_NAME
 
         def announce(running: Node) -> None:
             print(f"Started JSON-RPC server at {running.rpc_url}/ (chain id {chain.chain_id}, "
-                  f"head #{chain.head.number})\n", flush=True)
+                  f"head #{chain.head.number})", flush=True)
+            if running.network is not None:
+                print(f"Node id {running.network.peer_id}, p2p at {' '.join(running.network.listen_addrs())}",
+                      flush=True)
+            print(flush=True)
             if devnet:
                 _print_devnet_accounts()
             print(f"Data dir: {datadir.root.resolve()}   Ctrl-C to stop.", flush=True)
@@ -130,6 +141,8 @@ def run_start(args: argparse.Namespace) -> int:
             if exc.errno == errno.EADDRINUSE:
                 raise CommandError(f"RPC address {args.rpc_host}:{args.rpc_port} is already in use") from None
             raise
+        except NetworkError as exc:
+            raise CommandError(str(exc)) from None
     finally:
         store.close()
     return 0

@@ -50,8 +50,13 @@ class Engine(ABC):
     name: str
 
     @abstractmethod
-    def authorized(self, chain: ChainReader, producer: Address) -> bool:
-        """Whether `producer` belongs to the set that may make blocks at the head."""
+    def validators(self, chain: ChainReader, parent: Header) -> list[Address]:
+        """The producers allowed to make a child of `parent` (empty: anyone, as under PoW)."""
+
+    def authorized(self, chain: ChainReader, parent: Header, producer: Address) -> bool:
+        """Whether `producer` may make blocks on top of `parent` at all."""
+        allowed = self.validators(chain, parent)
+        return not allowed or producer in allowed
 
     @abstractmethod
     def production_time(self, chain: ChainReader, parent: Header, producer: Address) -> int | None:
@@ -59,8 +64,9 @@ class Engine(ABC):
         `parent`, or None if it may not produce at that height at all."""
 
     @abstractmethod
-    def prepare(self, chain: ChainReader, parent: Header, producer: Address) -> HeaderFields:
-        """The engine's fields for a child of `parent` made by `producer`."""
+    def prepare(self, chain: ChainReader, parent: Header, producer: Address, state: State) -> HeaderFields:
+        """The engine's fields for a child of `parent` made by `producer`, given the
+        parent's post-state. Deterministic: validators recompute and compare it."""
 
     @abstractmethod
     def seal(self, header: Header, signer: Signer) -> Header:

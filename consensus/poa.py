@@ -55,8 +55,8 @@ class ProofOfAuthority(Engine):
             header = chain.header_by_hash(header.parent_hash)
         return False
 
-    def authorized(self, chain: ChainReader, producer: Address) -> bool:
-        return producer in self.config.signers
+    def validators(self, chain: ChainReader, parent: Header) -> list[Address]:
+        return list(self.config.signers)
 
     def production_time(self, chain: ChainReader, parent: Header, producer: Address) -> int | None:
         if producer not in self.config.signers or self._recently_signed(chain, parent, producer):
@@ -69,7 +69,7 @@ class ProofOfAuthority(Engine):
         distance = (signers.index(producer) - (parent.number + 1)) % len(signers)
         return earliest + distance * self.config.period
 
-    def prepare(self, chain: ChainReader, parent: Header, producer: Address) -> HeaderFields:
+    def prepare(self, chain: ChainReader, parent: Header, producer: Address, state: State) -> HeaderFields:
         return HeaderFields(difficulty=IN_TURN if self._in_turn(parent.number + 1, producer) else OUT_OF_TURN)
 
     def seal(self, header: Header, signer: Signer) -> Header:

@@ -46,6 +46,8 @@ class Genesis:
     engine_params: dict
     admins: tuple[Address, ...]
     accounts: tuple[GenesisAccount, ...]
+    nodes: tuple[str, ...]
+    """Node keys (libp2p peer ids) admitted to peer from the start; admins add more on chain."""
     source: dict = field(repr=False, compare=False)
 
     @classmethod
@@ -93,6 +95,7 @@ class Genesis:
             engine_params={k: v for k, v in consensus.items() if k != "engine"},
             admins=admins,
             accounts=tuple(accounts),
+            nodes=_peer_ids(document.get("nodes", [])),
             source=document,
         )
         registered = {a.address for a in genesis.accounts if a.role is not None}
@@ -120,7 +123,8 @@ class Genesis:
         for contract in NATIVE_CONTRACTS.values():
             state.set_code(contract.address, contract.code)
         REGISTRY.write_genesis(state, list(self.admins),
-                               [(a.address, a.role, a.name) for a in self.accounts if a.role is not None])
+                               [(a.address, a.role, a.name) for a in self.accounts if a.role is not None],
+                               list(self.nodes))
 
     def block(self, state_root) -> Block:
         header = Header(
@@ -152,6 +156,12 @@ def _integer(value, name: str, minimum: int = 0) -> int:
     if not isinstance(value, int) or value < minimum:
         raise GenesisError(f"{name} must be an integer ≥ {minimum}")
     return value
+
+
+def _peer_ids(value) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise GenesisError("nodes must be a list of libp2p peer ids (strings)")
+    return tuple(value)
 
 
 def _address(value, name: str) -> Address:

@@ -1,21 +1,27 @@
-"""The chain: genesis, the head, lookups, and importing blocks atomically.
+"""The chain: genesis, fork choice, reorgs, lookups.
 
-Two ways in: `commit_built` for a block this node produced and already
-executed, and `import_block` for a block from elsewhere, which is verified by
-the engine and re-executed before anything is stored. Both end in the same
-write batch."""
+A block from elsewhere is verified against the header chain by the engine, then
+either stored as a side block (not heavier than the head) or made canonical:
+the state is rolled back through the old branch's undo logs to the common
+ancestor, the new branch is executed on top, every root is checked, and the
+whole switch (state, canonical index, receipts, transaction lookup, head) is
+one write batch. Transactions of the abandoned branch are handed back to the
+listeners (the mempool) so none is lost silently."""
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Callable
 
-from consensus.engine import Engine
+from consensus.engine import Engine, HeaderFields
 from genesis.config import Genesis, GenesisError
 from node.cache import LRU
 from node.state_db import StateDatabase
-from node.store import Store, write_block, write_genesis_marker
-from vm.blocks import Block, Header, InvalidBlock, Receipt, combine_blooms
+from node.store import (Store, put_block, put_execution, put_state, set_canonical, set_head, unset_canonical,
+                        write_genesis_marker)
+from vm.blocks import Block, Header, InvalidBlock, Receipt, combine_blooms, decode_block
 from vm.crypto import keccak256
 from vm.gas import next_base_fee
 from vm.merkle import StateTree, TreeUpdate, list_root
@@ -28,16 +34,44 @@ log = logging.getLogger("gridnode.chain")
 
 MAX_FUTURE_SECONDS = 15
 MAX_EXTRA_DATA = 32
+MAX_REORG_DEPTH = 1024
+"""Undo logs are kept for every block, but a switch deeper than this is refused
+(the same bound as served historical state)."""
+
+
+class UnknownParent(InvalidBlock):
+    """The block's parent is not stored here yet: fetch the gap, then retry."""
+
+
+class ImportStatus(Enum):
+    KNOWN = "known"
+    SIDE = "side"
+    """Stored but not canonical: not heavier than the head."""
+    HEAD = "head"
+    """Became the head (extending it, or by a reorg)."""
 
 
 @dataclass(frozen=True)
 class ExecutedBlock:
-    """A block with the results of running it, ready to commit."""
+    """A block with what running it produced, ready to commit."""
 
     block: Block
     receipts: tuple[Receipt, ...]
     changes: dict[bytes, bytes | None]
+    undo: list[tuple[bytes, bytes | None]]
     tree_update: TreeUpdate
+
+
+class _Overlay:
+    """Head state seen through pending changes (a rolled-back or half-applied branch)."""
+
+    def __init__(self, changes: dict[bytes, bytes | None], base) -> None:
+        self.changes, self.base = changes, base
+
+    def get(self, key: bytes) -> bytes | None:
+        if key in self.changes:
+            return self.changes[key]
+        return self.base.get(key)
 
 
 class Chain:
@@ -47,36 +81,44 @@ class Chain:
         self.engine = engine
         self.chain_id = genesis.chain_id
         self.state_db = StateDatabase(store)
-        self._headers = LRU(4096)
+        self._headers = LRU(8192)
         self._receipts = LRU(64)
-        self._transactions = LRU(200_000)
         self._bodies = LRU(64)
+        self._transactions = LRU(200_000)
+        self._listeners: list[Callable[[Header, list[Transaction]], None]] = []
         if store.genesis_hash() is None:
             self._write_genesis()
-        genesis_hash = self.genesis_block_hash()
         expected = self._genesis_block().hash
-        if genesis_hash != expected:
-            raise GenesisError(f"data dir holds chain {genesis_hash.hex()}, genesis file makes {expected.hex()}")
+        if self.genesis_block_hash() != expected:
+            raise GenesisError(f"data dir holds chain 0x{self.genesis_block_hash().hex()}, "
+                               f"the genesis file makes 0x{expected.hex()}")
         self.head = self.header_by_hash(store.head_hash())
         log.info("chain open", extra={"head": self.head.number, "hash": "0x" + self.head.hash.hex()})
 
+    def subscribe(self, listener: Callable[[Header, list[Transaction]], None]) -> None:
+        """Call `listener(new_head, orphaned_transactions)` after every head change."""
+        self._listeners.append(listener)
+
     # -- genesis ----------------------------------------------------------
-    def _genesis_state_changes(self) -> dict[bytes, bytes | None]:
-        state = State(_EmptyReader())
+    def _genesis_changes(self) -> dict[bytes, bytes | None]:
+        state = State(_Overlay({}, _Nothing()))
         self.genesis.write_state(state)
         return state.changes()
 
     def _genesis_block(self) -> Block:
-        root = StateTree.from_items(self._genesis_state_changes().items()).root
-        return self.genesis.block(root)
+        return self.genesis.block(StateTree.from_items(self._genesis_changes().items()).root)
 
     def _write_genesis(self) -> None:
-        changes = self._genesis_state_changes()
+        changes = self._genesis_changes()
         update = self.state_db.tree.prepare(changes)
         block = self.genesis.block(update.root)
         with self.store.batch() as batch:
             write_genesis_marker(batch, block.hash, self.genesis.to_json().encode())
-            write_block(batch, block.header, block.encode_body(), [], block.header.difficulty, [], changes, [])
+            put_block(batch, block.header, block.encode_body(), self.engine.weight(block.header))
+            put_execution(batch, block.hash, [], [])
+            set_canonical(batch, 0, block.hash, [])
+            put_state(batch, changes)
+            set_head(batch, block.hash)
         self.state_db.applied(changes, update)
 
     def genesis_block_hash(self) -> Hash32:
@@ -97,7 +139,10 @@ class Chain:
         block_hash = self.store.canonical_hash(number)
         return self.header_by_hash(block_hash) if block_hash else None
 
-    # -- lookups for RPC ----------------------------------------------------
+    def total_weight(self, block_hash: bytes) -> int | None:
+        return self.store.total_weight(block_hash)
+
+    # -- lookups ------------------------------------------------------------
     def transactions(self, block_hash: bytes) -> list[Transaction] | None:
         """A stored block's transactions, decoded once and kept for recent blocks."""
         txs = self._bodies.get(block_hash)
@@ -110,15 +155,14 @@ class Chain:
         return txs
 
     def transaction_from_raw(self, raw: bytes) -> Transaction:
-        tx_hash = keccak256(raw)
-        tx = self._transactions.get(tx_hash)
+        """Decode, reusing a transaction already seen so its sender is recovered once."""
+        tx = self._transactions.get(keccak256(raw))
         if tx is None:
             tx = decode_transaction(raw)
-            self._transactions.put(tx_hash, tx)
+            self._transactions.put(tx.hash, tx)
         return tx
 
     def remember_transaction(self, tx: Transaction) -> None:
-        """Keep a decoded transaction so its sender is never recovered twice."""
         self._transactions.put(tx.hash, tx)
 
     def receipts(self, block_hash: bytes) -> list[Receipt] | None:
@@ -133,76 +177,86 @@ class Chain:
         location = self.store.tx_location(tx_hash)
         if location is None:
             return None
-        header = self.header_by_hash(location[0])
-        return header, location[1]
+        return self.header_by_hash(location[0]), location[1]
+
+    def block(self, block_hash: bytes) -> Block | None:
+        header = self.header_by_hash(block_hash)
+        if header is None:
+            return None
+        return Block(header, tuple(self.transactions(block_hash)))
+
+    def decode_block(self, data: bytes) -> Block:
+        return decode_block(data, self.transaction_from_raw)
 
     def state(self) -> State:
         """A throwaway overlay on the head state (for eth_call, the mempool's checks)."""
         return self.state_db.state()
 
-    # -- building and importing ----------------------------------------------
+    # -- building -------------------------------------------------------------
     def environment(self, parent: Header, timestamp: int, producer: Address) -> BlockEnvironment:
         base_fee = next_base_fee(parent.gas_limit, parent.gas_used, parent.base_fee, self.genesis.min_base_fee)
         return BlockEnvironment(self.chain_id, parent.number + 1, timestamp, producer, base_fee, parent.gas_limit)
 
-    def seal_executed(self, parent: Header, env: BlockEnvironment, state: State, transactions: list[Transaction],
-                      receipts: tuple[Receipt, ...], signer) -> ExecutedBlock:
-        """Finish a block whose transactions ran on `state`: rewards, roots, seal."""
-        fields = self.engine.prepare(self, parent, env.producer)
-        header = Header(
+    def seal_executed(self, parent: Header, env: BlockEnvironment, fields: HeaderFields, state: State,
+                      transactions: list[Transaction], receipts: tuple[Receipt, ...], signer) -> ExecutedBlock:
+        """Finish a block whose transactions ran on `state` (over the head): rewards, roots, seal."""
+        header = self._unsealed_header(parent, env, fields, transactions, receipts)
+        self.engine.finalize(self, header, state, receipts)
+        changes = state.changes()
+        update = self.state_db.tree.prepare(changes)
+        block = Block(self.engine.seal(replace(header, state_root=update.root), signer), tuple(transactions))
+        return ExecutedBlock(block, receipts, changes, self.state_db.undo_for(changes), update)
+
+    def _unsealed_header(self, parent: Header, env: BlockEnvironment, fields: HeaderFields, transactions,
+                         receipts) -> Header:
+        return Header(
             parent_hash=parent.hash, number=env.number, timestamp=env.timestamp, producer=env.producer,
             state_root=self.state_db.root, transactions_root=list_root([tx.raw for tx in transactions]),
             receipts_root=list_root([r.encode() for r in receipts]),
             logs_bloom=combine_blooms(r.bloom for r in receipts), gas_limit=env.gas_limit,
             gas_used=receipts[-1].cumulative_gas_used if receipts else 0, base_fee=env.base_fee,
             difficulty=fields.difficulty, extra_data=fields.extra_data)
-        self.engine.finalize(self, header, state, receipts)
-        changes = state.changes()
-        update = self.state_db.tree.prepare(changes)
-        block = Block(self.engine.seal(replace(header, state_root=update.root), signer), tuple(transactions))
-        return ExecutedBlock(block, receipts, changes, update)
 
     def commit_built(self, executed: ExecutedBlock) -> None:
         """Store a block this node built on the current head and make it the head."""
-        header = executed.block.header
-        if header.parent_hash != self.head.hash:
+        if executed.block.header.parent_hash != self.head.hash:
             raise InvalidBlock("built block no longer extends the head")
         for tx in executed.block.transactions:
             self.remember_transaction(tx)
-        self._commit(executed)
+        self._commit_branch(self.head, [executed], executed.changes, executed.tree_update)
 
-    def import_block(self, block: Block, now: int | None = None) -> None:
-        """Verify and execute a block from elsewhere, then store it; raises InvalidBlock.
+    # -- importing --------------------------------------------------------
+    def import_block(self, block: Block, now: int | None = None) -> ImportStatus:
+        """Verify a block from elsewhere and store it; raises InvalidBlock or UnknownParent.
 
         Nothing is written unless every check passes."""
         header = block.header
         if self.header_by_hash(header.hash) is not None:
-            return
+            return ImportStatus.KNOWN
         parent = self.header_by_hash(header.parent_hash)
         if parent is None:
-            raise InvalidBlock(f"unknown parent 0x{header.parent_hash.hex()}")
-        if parent.hash != self.head.hash:
-            raise InvalidBlock("block does not extend the head (side chains arrive with fork choice)")
+            raise UnknownParent(f"unknown parent 0x{header.parent_hash.hex()} of block {header.number}")
         self._verify_header_rules(header, parent, int(time.time()) if now is None else now)
         self.engine.verify_header(self, header, parent)
-        env = BlockEnvironment(self.chain_id, header.number, header.timestamp, header.producer,
-                               header.base_fee, header.gas_limit)
-        state = self.state_db.state()
-        try:
-            output = apply_body(state, env, block.transactions)
-        except TransactionRejected as exc:
-            raise InvalidBlock(f"invalid transaction: {exc}") from None
-        self.engine.finalize(self, header, state, output.receipts)
-        changes = state.changes()
-        update = self.state_db.tree.prepare(changes)
-        checks = (("gas used", header.gas_used, output.gas_used),
-                  ("state root", header.state_root, update.root),
-                  ("receipts root", header.receipts_root, list_root([r.encode() for r in output.receipts])),
-                  ("logs bloom", header.logs_bloom, output.bloom))
-        for name, claimed, computed in checks:
-            if claimed != computed:
-                raise InvalidBlock(f"{name} mismatch: header has {_show(claimed)}, computed {_show(computed)}")
-        self._commit(ExecutedBlock(block, output.receipts, changes, update))
+        if header.transactions_root != list_root([tx.raw for tx in block.transactions]):
+            raise InvalidBlock("transactions root mismatch")
+        weight = self.store.total_weight(parent.hash) + self.engine.weight(header)
+        if not self._heavier(header, weight, self.head, self.store.total_weight(self.head.hash)):
+            with self.store.batch() as batch:
+                put_block(batch, header, block.encode_body(), weight)
+            self._headers.put(header.hash, header)
+            log.info("side block stored", extra={"number": header.number, "hash": "0x" + header.hash.hex()})
+            return ImportStatus.SIDE
+        self._switch_to(block)
+        return ImportStatus.HEAD
+
+    @staticmethod
+    def _heavier(a: Header, weight_a: int, b: Header, weight_b: int) -> bool:
+        """Fork choice: more total weight wins; on a tie the lower block, then the lower
+        hash (EIP-3436's rules 2 and 4), so every node picks the same head and equal-weight
+        out-of-turn blocks cannot split the network."""
+        return (weight_a, -a.number, -int.from_bytes(a.hash, "big")) > \
+               (weight_b, -b.number, -int.from_bytes(b.hash, "big"))
 
     def _verify_header_rules(self, header: Header, parent: Header, now: int) -> None:
         """Engine-independent header rules."""
@@ -220,22 +274,103 @@ class Chain:
             if not holds:
                 raise InvalidBlock(reason)
 
-    def _commit(self, executed: ExecutedBlock) -> None:
-        block = executed.block
-        parent_weight = self.store.total_weight(block.header.parent_hash)
-        weight = parent_weight + self.engine.weight(block.header)
-        undo = self.state_db.undo_for(executed.changes)
+    def _switch_to(self, tip: Block) -> None:
+        """Make `tip` the head: roll back to the common ancestor, execute the new branch, commit once."""
+        branch = [tip]
+        ancestor = self.header_by_hash(tip.header.parent_hash)
+        while self.store.canonical_hash(ancestor.number) != ancestor.hash:
+            branch.append(self.block(ancestor.hash))
+            ancestor = self.header_by_hash(ancestor.parent_hash)
+        branch.reverse()
+        if self.head.number - ancestor.number > MAX_REORG_DEPTH:
+            raise InvalidBlock(f"reorg of {self.head.number - ancestor.number} blocks exceeds {MAX_REORG_DEPTH}")
+        pending: dict[bytes, bytes | None] = {}
+        for number in range(self.head.number, ancestor.number, -1):  # newest first: older undo wins
+            for key, previous in self.store.undo_log(self.store.canonical_hash(number)):
+                pending[key] = previous
+        reader = _Overlay(pending, self.state_db)
+        executed, parent, update = [], ancestor, None
+        for block in branch:
+            try:
+                result = self._execute(block, parent, reader)
+            except InvalidBlock:
+                self._forget(block)
+                raise
+            pending.update(result.changes)
+            update = self.state_db.tree.prepare(pending)
+            if update.root != block.header.state_root:
+                self._forget(block)
+                raise InvalidBlock(f"state root mismatch: header has 0x{block.header.state_root.hex()}, "
+                                   f"computed 0x{update.root.hex()}")
+            executed.append(replace(result, tree_update=update))
+            parent = block.header
+        self._commit_branch(ancestor, executed, pending, update)
+
+    def _execute(self, block: Block, parent: Header, reader: _Overlay) -> ExecutedBlock:
+        """Run a block on `reader` (its parent's state) and check everything but the state root."""
+        header = block.header
+        state = State(reader)
+        expected = self.engine.prepare(self, parent, header.producer, state)
+        if (header.difficulty, header.extra_data) != (expected.difficulty, expected.extra_data):
+            raise InvalidBlock(f"engine fields differ from what the engine prepares: difficulty "
+                               f"{header.difficulty} (want {expected.difficulty})")
+        env = BlockEnvironment(self.chain_id, header.number, header.timestamp, header.producer,
+                               header.base_fee, header.gas_limit)
+        try:
+            output = apply_body(state, env, block.transactions)
+        except TransactionRejected as exc:
+            raise InvalidBlock(f"invalid transaction: {exc}") from None
+        self.engine.finalize(self, header, state, output.receipts)
+        checks = (("gas used", header.gas_used, output.gas_used),
+                  ("receipts root", header.receipts_root, list_root([r.encode() for r in output.receipts])),
+                  ("logs bloom", header.logs_bloom, output.bloom))
+        for name, claimed, computed in checks:
+            if claimed != computed:
+                raise InvalidBlock(f"{name} mismatch: header has {_show(claimed)}, computed {_show(computed)}")
+        changes = state.changes()
+        undo = [(key, reader.get(key)) for key in sorted(changes)]
+        return ExecutedBlock(block, output.receipts, changes, undo, None)
+
+    def _forget(self, block: Block) -> None:
+        """Drop a stored side block that failed execution, so it is never tried again."""
+        if self.store.header(block.hash) is not None:
+            with self.store.batch() as batch:
+                for prefix in (b"h", b"b", b"w"):
+                    batch.delete(prefix + block.hash)
+        self._headers.pop(block.hash, None)
+
+    def _commit_branch(self, ancestor: Header, executed: list[ExecutedBlock], changes: dict[bytes, bytes | None],
+                       update: TreeUpdate) -> None:
+        old_head = self.head
+        abandoned = [self.block(self.store.canonical_hash(n)) for n in range(ancestor.number + 1, old_head.number + 1)]
+        weight = self.store.total_weight(ancestor.hash)
         with self.store.batch() as batch:
-            write_block(batch, block.header, block.encode_body(), list(executed.receipts), weight,
-                        [tx.hash for tx in block.transactions], executed.changes, undo)
-        self.state_db.applied(executed.changes, executed.tree_update)
-        self._headers.put(block.hash, block.header)
-        self._receipts.put(block.hash, list(executed.receipts))
-        self._bodies.put(block.hash, list(block.transactions))
-        self.head = block.header
+            for old in abandoned:
+                unset_canonical(batch, old.header.number, [tx.hash for tx in old.transactions])
+            for result in executed:
+                header = result.block.header
+                weight += self.engine.weight(header)
+                put_block(batch, header, result.block.encode_body(), weight)
+                put_execution(batch, header.hash, list(result.receipts), result.undo)
+                set_canonical(batch, header.number, header.hash, [tx.hash for tx in result.block.transactions])
+            put_state(batch, changes)
+            set_head(batch, executed[-1].block.hash)
+        self.state_db.applied(changes, update)
+        for result in executed:
+            self._headers.put(result.block.hash, result.block.header)
+            self._receipts.put(result.block.hash, list(result.receipts))
+            self._bodies.put(result.block.hash, list(result.block.transactions))
+        self.head = executed[-1].block.header
+        included = {tx.hash for result in executed for tx in result.block.transactions}
+        orphaned = [tx for old in abandoned for tx in old.transactions if tx.hash not in included]
+        if abandoned:
+            log.warning("chain reorganised", extra={"depth": len(abandoned), "new_head": self.head.number,
+                                                    "orphaned_txs": len(orphaned)})
+        for listener in self._listeners:
+            listener(self.head, orphaned)
 
 
-class _EmptyReader:
+class _Nothing:
     def get(self, key: bytes) -> None:
         return None
 

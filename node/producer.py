@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Callable
 
 from consensus.engine import Signer
 from node.chain import Chain, ExecutedBlock
 from node.mempool import Mempool
+from vm.blocks import Block
 from vm.transition import TransactionRejected, apply_transaction, validate_transaction
 from vm.types import Address
 
@@ -24,6 +26,7 @@ def build_block(chain: Chain, mempool: Mempool, signer: Signer, timestamp: int) 
     parent = chain.head
     env = chain.environment(parent, timestamp, signer.address)
     state = chain.state()
+    fields = chain.engine.prepare(chain, parent, signer.address, state)
     included, receipts = [], []
     skipped: set[Address] = set()
     cumulative = 0
@@ -44,13 +47,12 @@ def build_block(chain: Chain, mempool: Mempool, signer: Signer, timestamp: int) 
         cumulative = receipt.cumulative_gas_used
         included.append(tx)
         receipts.append(receipt)
-    return chain.seal_executed(parent, env, state, included, tuple(receipts), signer)
+    return chain.seal_executed(parent, env, fields, state, included, tuple(receipts), signer)
 
 
 def produce_block(chain: Chain, mempool: Mempool, signer: Signer, timestamp: int) -> ExecutedBlock:
     executed = build_block(chain, mempool, signer, timestamp)
     chain.commit_built(executed)
-    mempool.prune(chain.state())
     header = executed.block.header
     level = logging.INFO if executed.block.transactions else logging.DEBUG
     log.log(level, "sealed block", extra={"number": header.number, "hash": "0x" + header.hash.hex(),
@@ -59,26 +61,38 @@ def produce_block(chain: Chain, mempool: Mempool, signer: Signer, timestamp: int
 
 
 class BlockProducer:
-    """Seals a block each time the engine's production time for this signer comes."""
+    """Seals a block each time the engine's production time for this signer comes,
+    and starts over whenever the head moves (a block arrived from a peer)."""
 
-    def __init__(self, chain: Chain, mempool: Mempool, signer: Signer) -> None:
+    def __init__(self, chain: Chain, mempool: Mempool, signer: Signer,
+                 announce: Callable[[Block], None] | None = None) -> None:
         self.chain = chain
         self.mempool = mempool
         self.signer = signer
+        self.announce = announce
+        self._head_moved = asyncio.Event()
+        chain.subscribe(lambda head, orphaned: self._head_moved.set())
+
+    async def _wait_for_head_change(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._head_moved.wait(), timeout=max(seconds, 0))
+        except asyncio.TimeoutError:
+            pass
 
     async def run(self) -> None:
         while True:
+            self._head_moved.clear()
             parent = self.chain.head
             when = self.chain.engine.production_time(self.chain, parent, self.signer.address)
             if when is None:
-                # Not this signer's turn at this height (e.g. it signed too recently):
-                # look again after one block time, when the head may have moved.
-                await asyncio.sleep(self.chain.genesis.block_time)
+                # Not this signer's turn at any time on this parent (it signed too recently):
+                # wait for the head to move, re-checking every block time.
+                await self._wait_for_head_change(self.chain.genesis.block_time)
                 continue
-            delay = when - time.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await self._wait_for_head_change(when - time.time())
             if self.chain.head.hash != parent.hash:
                 continue
-            produce_block(self.chain, self.mempool, self.signer, max(when, int(time.time())))
+            executed = produce_block(self.chain, self.mempool, self.signer, max(when, int(time.time())))
+            if self.announce is not None:
+                self.announce(executed.block)
             await asyncio.sleep(0)

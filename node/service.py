@@ -16,8 +16,12 @@ from consensus.engine import Signer
 from genesis.config import Genesis
 from node.chain import Chain
 from node.datadir import DataDir
+from node.intake import TransactionIntake
 from node.mempool import Mempool, MempoolLimits
+from node.network_port import NodeChainPort
+from node.p2p.service import P2PConfig, P2PService
 from node.producer import BlockProducer
+from node.rpc.admin import AdminApi
 from node.rpc.eth import EthApi
 from node.rpc.grid import GridApi, NodeIdentity
 from node.rpc.server import JsonRpcServer, collect_methods
@@ -37,6 +41,9 @@ class NodeConfig:
     mempool: MempoolLimits = MempoolLimits()
     accounts: tuple[Address, ...] = ()
     """Keystore addresses reported by eth_accounts."""
+    listen: tuple[str, ...] = ("/ip4/0.0.0.0/tcp/30303",)
+    """libp2p listen multiaddrs; empty runs the node without networking."""
+    bootnodes: tuple[str, ...] = ()
 
 
 def open_chain(datadir: DataDir, genesis: Genesis | None = None) -> tuple[Store, Chain]:
@@ -60,21 +67,46 @@ class Node:
         self.store = store
         self.chain = chain
         self.mempool = Mempool(chain.chain_id, chain.genesis.gas_limit, config.mempool)
+        self.intake = TransactionIntake(chain, self.mempool)
+        self.network: P2PService | None = None
         signer = config.signer
-        self.producer = BlockProducer(chain, self.mempool, signer) if signer else None
+        self.producer = BlockProducer(chain, self.mempool, signer, announce=self._announce_block) if signer else None
         self.rpc_url = f"http://{config.rpc_host}:{config.rpc_port}"
-        identity = NodeIdentity(signer.address.to_checksum() if signer else None, str(config.datadir.root),
-                                self.rpc_url)
-        methods = collect_methods(EthApi(chain, self.mempool, list(config.accounts)),
-                                  GridApi(chain, self.mempool, identity))
-        self.rpc = JsonRpcServer(methods, list(config.cors_origins))
+
+    def _announce_block(self, block) -> None:
+        if self.network is not None:
+            self.network.publish_block(block.encode())
+
+    def _rpc(self) -> JsonRpcServer:
+        network = self.network
+        identity = NodeIdentity(self.config.signer.address.to_checksum() if self.config.signer else None,
+                                str(self.config.datadir.root), self.rpc_url, network.peer_id if network else None)
+        methods = collect_methods(
+            EthApi(self.chain, self.intake, list(self.config.accounts),
+                   network.sync_progress if network else (lambda: None)),
+            GridApi(self.chain, self.mempool, identity, network.peer_count if network else (lambda: 0)),
+            AdminApi(network))
+        return JsonRpcServer(methods, list(self.config.cors_origins))
+
+    def _start_network(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self.config.listen:
+            return
+        config = P2PConfig(datadir=self.config.datadir.root, listen=self.config.listen,
+                           bootnodes=self.config.bootnodes, chain_id=self.chain.chain_id,
+                           genesis_hash=self.chain.genesis_block_hash())
+        self.network = P2PService(config, NodeChainPort(self.chain, self.intake), loop)
+        self.network.start()
+        self.intake.announce = self.network.publish_transaction
+        log.info("p2p listening", extra={"peer_id": self.network.peer_id,
+                                          "addrs": " ".join(self.network.listen_addrs())})
 
     async def run(self, on_ready: Callable[["Node"], None] | None = None) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        runner = web.AppRunner(self.rpc.app(), access_log=None, handle_signals=False)
+        self._start_network(loop)
+        runner = web.AppRunner(self._rpc().app(), access_log=None, handle_signals=False)
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.config.rpc_host, self.config.rpc_port)
@@ -98,6 +130,8 @@ class Node:
                     task.result()  # a crashed producer stops the node with its error
         finally:
             await runner.cleanup()
+            if self.network is not None:
+                self.network.stop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             log.info("node stopped", extra={"head": self.chain.head.number})

@@ -8,8 +8,9 @@ can be read in one place:
     S<state key>     head state value          H         head hash
     G                genesis hash              C         the genesis document (JSON)
 
-Importing a block is one write batch with `sync=True`, head pointer included,
-so a process killed at any instant reopens at the last whole block."""
+Importing a block, or switching to a heavier branch, is one write batch with
+`sync=True`, head pointer included, so a process killed at any instant reopens
+at the last whole block. The staging functions below all write into a batch."""
 from __future__ import annotations
 
 import contextlib
@@ -102,24 +103,42 @@ class Store:
         return [(key, previous[0] if previous else None) for key, previous in rlp.decode(value)]
 
 
-def write_block(batch, header: Header, body: bytes, receipts: list[Receipt], total_weight: int,
-                tx_hashes: list[bytes], state_changes: dict[bytes, bytes | None],
-                undo: list[tuple[bytes, bytes | None]]) -> None:
-    """Stage a block that becomes the new head, with its state and indexes."""
+def put_block(batch, header: Header, body: bytes, total_weight: int) -> None:
+    """A block's header, body and weight: all a side-chain block gets."""
     block_hash = header.hash
     batch.put(b"h" + block_hash, header.encode())
     batch.put(b"b" + block_hash, body)
-    batch.put(b"r" + block_hash, rlp.encode([receipt.encode() for receipt in receipts]))
     batch.put(b"w" + block_hash, total_weight.to_bytes(32, "big"))
+
+
+def put_execution(batch, block_hash: bytes, receipts: list[Receipt],
+                  undo: list[tuple[bytes, bytes | None]]) -> None:
+    """What running the block produced: receipts, and the state before it (for reorgs)."""
+    batch.put(b"r" + block_hash, rlp.encode([receipt.encode() for receipt in receipts]))
     batch.put(b"u" + block_hash, rlp.encode([[key, [] if prev is None else [prev]] for key, prev in undo]))
-    batch.put(b"n" + header.number.to_bytes(8, "big"), block_hash)
+
+
+def set_canonical(batch, number: int, block_hash: bytes, tx_hashes: list[bytes]) -> None:
+    batch.put(b"n" + number.to_bytes(8, "big"), block_hash)
     for index, tx_hash in enumerate(tx_hashes):
         batch.put(b"t" + tx_hash, rlp.encode([block_hash, index]))
-    for key, value in state_changes.items():
+
+
+def unset_canonical(batch, number: int, tx_hashes: list[bytes]) -> None:
+    batch.delete(b"n" + number.to_bytes(8, "big"))
+    for tx_hash in tx_hashes:
+        batch.delete(b"t" + tx_hash)
+
+
+def put_state(batch, changes: dict[bytes, bytes | None]) -> None:
+    for key, value in changes.items():
         if value is None:
             batch.delete(STATE + key)
         else:
             batch.put(STATE + key, value)
+
+
+def set_head(batch, block_hash: bytes) -> None:
     batch.put(HEAD, block_hash)
 
 

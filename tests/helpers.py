@@ -36,7 +36,7 @@ class NodeProcess:
         self.output = []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "start", "--datadir", str(self.datadir), "--rpc-port", "0",
-             *self.extra_args],
+             "--listen", "/ip4/127.0.0.1/tcp/0", *self.extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + timeout

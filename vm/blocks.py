@@ -138,3 +138,29 @@ class Block:
     def encode_body(self) -> bytes:
         return rlp.encode([tx.raw for tx in self.transactions])
 
+    def encode(self) -> bytes:
+        """The wire form: RLP of [header, [raw transactions]]."""
+        return rlp.encode([self.header.encode(), [tx.raw for tx in self.transactions]])
+
+
+MAX_BLOCK_BYTES = 4 * 1024 * 1024
+
+
+def decode_block(data: bytes, decode_transaction) -> Block:
+    """Parse a block's wire form; raises InvalidBlock on anything malformed.
+
+    `decode_transaction` turns raw bytes into a transaction (the chain passes its
+    cached decoder so a transaction already seen in the mempool is not re-verified)."""
+    if len(data) > MAX_BLOCK_BYTES:
+        raise InvalidBlock(f"block of {len(data)} bytes exceeds {MAX_BLOCK_BYTES}")
+    try:
+        header_bytes, raws = rlp.decode(data, strict=True)
+        header = Header.decode(header_bytes)
+        if not isinstance(raws, list) or not all(isinstance(raw, bytes) for raw in raws):
+            raise ValueError("transactions must be a list of byte strings")
+        return Block(header, tuple(decode_transaction(raw) for raw in raws))
+    except InvalidBlock:
+        raise
+    except (rlp.DecodingError, ValueError, TypeError) as exc:
+        raise InvalidBlock(f"malformed block: {exc}") from None
+

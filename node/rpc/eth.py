@@ -3,12 +3,14 @@ with `node.rpc.params`, reads the chain or submits to the mempool, and returns
 JSON in go-ethereum's shapes."""
 from __future__ import annotations
 
+from typing import Callable
+
 import rlp
 from eth_bloom import BloomFilter
 
 from node.chain import Chain
 from node.history import HistoryUnavailable, state_at
-from node.mempool import Mempool
+from node.intake import TransactionIntake
 from node.rpc import format as fmt
 from node.rpc import params
 from node.rpc.errors import EXECUTION_REVERTED, SERVER_ERROR, RpcError, invalid_params
@@ -17,7 +19,7 @@ from vm.blocks import Header
 from vm.gas import next_base_fee
 from vm.native.registry import REGISTRY
 from vm.state import State
-from vm.transactions import InvalidTransaction, decode_transaction
+from vm.transactions import InvalidTransaction
 from vm.transition import BlockEnvironment, TransactionRejected, execute_message
 from vm.types import ZERO_ADDRESS
 
@@ -30,10 +32,13 @@ LOGS_MAX_RESULTS = 10_000
 
 
 class EthApi:
-    def __init__(self, chain: Chain, mempool: Mempool, accounts: list) -> None:
+    def __init__(self, chain: Chain, intake: TransactionIntake, accounts: list,
+                 sync_progress: Callable[[], tuple[int, int, int] | None] = lambda: None) -> None:
         self.chain = chain
-        self.mempool = mempool
+        self.intake = intake
+        self.mempool = intake.mempool
         self.accounts = accounts
+        self.sync_progress = sync_progress
 
     # -- helpers ------------------------------------------------------------
     def _header(self, block) -> Header | None:
@@ -57,8 +62,7 @@ class EthApi:
             raise RpcError(SERVER_ERROR, str(exc)) from None
 
     def _next_base_fee(self) -> int:
-        head = self.chain.head
-        return next_base_fee(head.gas_limit, head.gas_used, head.base_fee, self.chain.genesis.min_base_fee)
+        return self.intake.next_base_fee()
 
     def _pending_env(self) -> BlockEnvironment:
         """The environment a call sees: the next block on top of the head."""
@@ -74,7 +78,12 @@ class EthApi:
         return fmt.hexint(self.chain.head.number)
 
     def eth_syncing(self):
-        return False
+        progress = self.sync_progress()
+        if progress is None:
+            return False
+        starting, current, highest = progress
+        return {"startingBlock": fmt.hexint(starting), "currentBlock": fmt.hexint(current),
+                "highestBlock": fmt.hexint(highest)}
 
     def eth_accounts(self) -> list[str]:
         return [account.to_checksum() for account in self.accounts]
@@ -186,8 +195,7 @@ class EthApi:
     # -- transactions ------------------------------------------------------
     def eth_sendRawTransaction(self, raw) -> str:
         try:
-            tx = decode_transaction(params.data(raw, "transaction"))
-            self.mempool.add(tx, self.chain.state(), self._next_base_fee())
+            tx, _ = self.intake.submit(params.data(raw, "transaction"))
         except (InvalidTransaction, TransactionRejected) as exc:
             raise RpcError(SERVER_ERROR, str(exc)) from None
         return fmt.hexbytes(tx.hash)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import platform
 from dataclasses import dataclass
+from typing import Callable
 from importlib.metadata import version
 
 from node.chain import Chain
@@ -21,13 +22,16 @@ class NodeIdentity:
     producer: str | None
     datadir: str
     rpc_url: str
+    peer_id: str | None = None
 
 
 class GridApi:
-    def __init__(self, chain: Chain, mempool: Mempool, identity: NodeIdentity) -> None:
+    def __init__(self, chain: Chain, mempool: Mempool, identity: NodeIdentity,
+                 peer_count: Callable[[], int] = lambda: 0) -> None:
         self.chain = chain
         self.mempool = mempool
         self.identity = identity
+        self.peer_count = peer_count
 
     def web3_clientVersion(self) -> str:
         return CLIENT_VERSION
@@ -39,7 +43,7 @@ class GridApi:
         return True
 
     def net_peerCount(self) -> str:
-        return fmt.hexint(0)
+        return fmt.hexint(self.peer_count())
 
     def grid_nodeInfo(self) -> dict:
         head = self.chain.head
@@ -54,9 +58,19 @@ class GridApi:
             "producer": self.identity.producer,
             "datadir": self.identity.datadir,
             "rpc": self.identity.rpc_url,
+            "peerId": self.identity.peer_id,
             "txpool": {"pending": pending, "queued": queued},
-            "peers": 0,
+            "peers": self.peer_count(),
         }
+
+    def grid_validators(self) -> dict:
+        """Who may produce the next block, and who produced the recent ones."""
+        head = self.chain.head
+        recent = [self.chain.header_by_number(n) for n in range(max(head.number - 15, 1), head.number + 1)]
+        return {"engine": self.chain.engine.name, "blockNumber": head.number,
+                "validators": [a.to_checksum() for a in self.chain.engine.validators(self.chain, head)],
+                "recentProducers": [{"number": h.number, "producer": h.producer.to_checksum(),
+                                     "difficulty": h.difficulty} for h in recent]}
 
     def grid_contracts(self) -> dict:
         return {contract.name: {"address": contract.address.to_checksum(), "abi": contract.abi}

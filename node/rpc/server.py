@@ -16,7 +16,7 @@ log = logging.getLogger("gridnode.rpc")
 MAX_REQUEST_BYTES = 5 * 1024 * 1024
 """go-ethereum's HTTP body limit."""
 MAX_BATCH_ITEMS = 1000
-NAMESPACES = ("eth_", "net_", "web3_", "grid_", "txpool_")
+NAMESPACES = ("eth_", "net_", "web3_", "grid_", "txpool_", "admin_")
 
 
 def collect_methods(*apis) -> dict:

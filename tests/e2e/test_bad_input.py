@@ -138,15 +138,17 @@ def test_nonce_too_low(devnet, w3):
                      "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9})
     used = w3.eth.get_transaction_count(alice.address) - 1
     with pytest.raises(Web3RPCError, match="nonce too low"):
-        w3.eth.send_raw_transaction(signed(alice, nonce=used))
+        w3.eth.send_raw_transaction(signed(alice, nonce=used, value=2))
 
 
 def test_known_transaction_is_harmless(devnet, w3):
     alice = wallet(2)
     raw = signed(alice, nonce=w3.eth.get_transaction_count(alice.address, "pending"))
     first = w3.eth.send_raw_transaction(raw)
-    assert w3.eth.send_raw_transaction(raw) == first
-    assert w3.eth.wait_for_transaction_receipt(first, timeout=30).status == 1
+    assert w3.eth.send_raw_transaction(raw) == first  # still pooled
+    receipt = w3.eth.wait_for_transaction_receipt(first, timeout=30)
+    assert w3.eth.send_raw_transaction(raw) == first  # already mined: same hash, nothing changes
+    assert w3.eth.get_transaction_receipt(first) == receipt
 
 
 def test_replacement_underpriced_then_accepted(devnet, w3):

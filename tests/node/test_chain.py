@@ -10,11 +10,12 @@ from consensus.engine import Signer
 from eth_account import Account
 from genesis.config import Genesis
 from genesis.devnet import devnet_genesis_document
-from node.chain import Chain
+from node.chain import Chain, ImportStatus
 from node.mempool import Mempool
 from node.producer import produce_block
 from node.store import Store
 from vm.blocks import Block, InvalidBlock
+from vm.merkle import list_root
 from vm.transactions import decode_transaction
 
 SIGNER = Signer(b"\x07" * 32)
@@ -77,7 +78,9 @@ def _resealed(block: Block, signer: Signer = SIGNER, **changes) -> Block:
     (lambda b: _resealed(b, base_fee=b.header.base_fee + 1), "wrong base fee"),
     (lambda b: _resealed(b, timestamp=int(time.time()) + 3600), "future"),
     (lambda b: _resealed(b, gas_used=b.header.gas_used + 1), "gas used mismatch"),
-    (lambda b: Block(b.header, (transfer(5),)), "invalid transaction: nonce too high"),
+    (lambda b: Block(b.header, (transfer(5),)), "transactions root mismatch"),
+    (lambda b: _resealed(Block(b.header, (transfer(5),)), transactions_root=list_root([transfer(5).raw])),
+     "invalid transaction: nonce too high"),
     (lambda b: _resealed(b, number=b.header.number + 1), "number"),
 ])
 def test_forged_blocks_are_refused_and_nothing_is_stored(producer, follower, forge, reason):
@@ -120,3 +123,52 @@ def test_historical_state_reads_through_undo_logs(producer):
     assert state_at(producer, 1).get_balance(recipient) == 7
     assert state_at(producer, 0).get_balance(recipient) == 0
     assert state_at(producer, 2).get_balance(recipient) == 15
+
+
+BOB = Account.from_key("0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a")
+
+
+def bob_transfer(nonce: int):
+    return decode_transaction(bytes(BOB.sign_transaction({
+        "to": "0x" + "33" * 20, "value": 5, "gas": 21_000, "chainId": 1337, "nonce": nonce,
+        "maxFeePerGas": 5 * 10**9, "maxPriorityFeePerGas": 10**9}).raw_transaction))
+
+
+def test_heavier_branch_wins_and_orphans_return(tmp_path, follower):
+    short = open_chain(tmp_path / "short")
+    long = open_chain(tmp_path / "long")
+    orphaned = []
+    follower.subscribe(lambda head, txs: orphaned.extend(txs))
+    short_blocks = [produce(short, [transfer(n)]) for n in range(3)]
+    long_blocks = [produce(long, [bob_transfer(n)]) for n in range(4)]
+    for block in short_blocks:
+        assert follower.import_block(block) is ImportStatus.HEAD
+    statuses = [follower.import_block(block) for block in long_blocks]
+    assert statuses[0] is ImportStatus.SIDE and statuses[-1] is ImportStatus.HEAD
+    assert follower.head.hash == long.head.hash
+    assert follower.state_db.root == long.state_db.root
+    assert [follower.header_by_number(n).hash for n in range(5)] == [long.header_by_number(n).hash for n in range(5)]
+    assert {tx.hash for tx in orphaned} == {tx.hash for b in short_blocks for tx in b.transactions}
+    assert follower.transaction_location(short_blocks[0].transactions[0].hash) is None
+    header, index = follower.transaction_location(long_blocks[2].transactions[0].hash)
+    assert header.hash == long_blocks[2].hash and index == 0
+    assert follower.receipts(long_blocks[3].hash) == long.receipts(long_blocks[3].hash)
+    follower.store.close()
+    reopened = open_chain(tmp_path / "follower")  # the switch was one batch: it reopens whole
+    assert reopened.head.hash == long.head.hash and reopened.state_db.root == long.head.state_root
+    reopened.store.close()
+    short.store.close()
+    long.store.close()
+
+
+def test_invalid_side_branch_is_dropped_when_it_would_win(tmp_path, follower):
+    other = open_chain(tmp_path / "other")
+    produce(follower, [transfer(0)])
+    branch = [produce(other) for _ in range(2)]
+    bad = _resealed(branch[1], state_root=b"\x44" * 32)
+    assert follower.import_block(branch[0]) in (ImportStatus.SIDE, ImportStatus.HEAD)
+    head = follower.head  # either our block or branch[0], by the tie-break: the bad child loses both ways
+    with pytest.raises(InvalidBlock, match="state root mismatch"):
+        follower.import_block(bad)
+    assert follower.head == head and follower.header_by_hash(bad.hash) is None
+    other.store.close()

@@ -1,8 +1,9 @@
-"""The registry: who may use the chain, and in what role (DESIGN §4.5).
+"""The registry: who may use the chain, in what role, and which nodes may peer (DESIGN §4.5).
 
 Genesis admins register and revoke accounts; only registered accounts may send
 transactions, and a role gates what each may call in the market contracts.
-Storage: role and name per account, and the admin set, all under this
+Admins also admit node keys (libp2p peer ids) to the network. Storage: role and
+name per account, the admin set and the admitted node keys, all under this
 contract's address so they are part of the state root."""
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ class Role(IntEnum):
 
 
 MAX_NAME_BYTES = 64
+MAX_PEER_ID_BYTES = 128
 
 
 class Registry(NativeContract):
@@ -50,8 +52,14 @@ class Registry(NativeContract):
     def is_admin(self, state: State, account: Address) -> bool:
         return bool(state.get_storage(self.address, self.slot(b"admin", account)))
 
-    def write_genesis(self, state: State, admins: list[Address], members: list[tuple[Address, Role, str]]) -> None:
+    def is_node_admitted(self, state: State, peer_id: str) -> bool:
+        return bool(state.get_storage(self.address, self.slot(b"node", peer_id.encode())))
+
+    def write_genesis(self, state: State, admins: list[Address], members: list[tuple[Address, Role, str]],
+                      nodes: list[str] = ()) -> None:
         state.set_code(self.address, self.code)
+        for peer_id in nodes:
+            state.set_storage(self.address, self.slot(b"node", peer_id.encode()), b"\x01")
         for account, role, name in members:
             state.set_storage(self.address, self.slot(b"role", account), bytes([role]))
             state.set_storage(self.address, self.slot(b"name", account), name.encode())
@@ -101,6 +109,28 @@ class Registry(NativeContract):
     @abi_function("isAdmin")
     def _is_admin(self, ctx: CallContext, account: str) -> bool:
         return bool(self.load(ctx, self.slot(b"admin", Address.from_hex(account))))
+
+    @abi_function("admitNode")
+    def _admit_node(self, ctx: CallContext, peer_id: str) -> None:
+        self._require_admin(ctx)
+        if not 0 < len(peer_id.encode()) <= MAX_PEER_ID_BYTES:
+            raise Revert("registry: malformed peer id")
+        if self.load(ctx, self.slot(b"node", peer_id.encode())):
+            raise Revert("registry: node already admitted")
+        self.store(ctx, self.slot(b"node", peer_id.encode()), b"\x01")
+        self.emit(ctx, "NodeAdmitted", peer_id, ctx.caller.to_checksum())
+
+    @abi_function("removeNode")
+    def _remove_node(self, ctx: CallContext, peer_id: str) -> None:
+        self._require_admin(ctx)
+        if not self.load(ctx, self.slot(b"node", peer_id.encode())):
+            raise Revert("registry: node not admitted")
+        self.store(ctx, self.slot(b"node", peer_id.encode()), b"")
+        self.emit(ctx, "NodeRemoved", peer_id, ctx.caller.to_checksum())
+
+    @abi_function("isNodeAdmitted")
+    def _is_node_admitted(self, ctx: CallContext, peer_id: str) -> bool:
+        return bool(self.load(ctx, self.slot(b"node", peer_id.encode())))
 
     def _require_admin(self, ctx: CallContext) -> None:
         if not self.load(ctx, self.slot(b"admin", ctx.caller)):

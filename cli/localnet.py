@@ -1,0 +1,114 @@
+"""`gridnode localnet`: N signer nodes on this machine, one genesis, in the foreground.
+
+Each node gets a data dir, a signer key and a node key; the genesis makes every
+node a signer and admits every node key, and funds and registers the same 20
+test-mnemonic accounts as the devnet. `DIR/localnet.json` lists each node's
+pid, RPC URL, p2p multiaddr and the exact command that runs it (tests use it to
+restart a node they killed). Ctrl-C or SIGTERM stops them all."""
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cli.errors import CommandError
+from consensus.engine import Signer
+from genesis.config import Genesis
+from genesis.devnet import devnet_genesis_document
+from node.datadir import DataDir, write_secret
+from node.p2p.identity import load_or_create_identity
+from node.service import open_chain
+
+LOCALNET_NAME = "gridnode-localnet"
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "localnet", help="run an N-node network on this machine",
+        description="Create (or reuse) N data dirs sharing one genesis in which every node signs, "
+                    "and run them in the foreground until Ctrl-C.")
+    parser.add_argument("--nodes", type=int, default=4, help="number of nodes (default 4)")
+    parser.add_argument("--dir", required=True, type=Path, help="directory for the nodes' data dirs")
+    parser.add_argument("--engine", default="poa", choices=["poa"], help="consensus engine (default poa)")
+    parser.add_argument("--block-time", type=int, default=1, help="seconds between blocks (default 1)")
+    parser.set_defaults(func=run_localnet)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _prepare(root: Path, count: int, block_time: int) -> list[DataDir]:
+    """Keys, genesis and initialised data dirs; reused as they are if already made."""
+    datadirs = [DataDir(root / f"node{index}") for index in range(count)]
+    if all(d.is_initialised() for d in datadirs):
+        return datadirs
+    if any(d.root.exists() for d in datadirs):
+        raise CommandError(f"{root} holds a partial or different localnet: remove it or use another --dir")
+    signers, peer_ids = [], []
+    for datadir in datadirs:
+        datadir.create()
+        key = secrets.token_bytes(32)
+        write_secret(datadir.signer_key_file, key.hex() + "\n")
+        signers.append(Signer(key).address.to_checksum())
+        peer_ids.append(load_or_create_identity(datadir.root).peer_id)
+    document = devnet_genesis_document(Signer(b"\x01" * 32).address)
+    document.update(name=LOCALNET_NAME, blockTime=block_time, timestamp=int(time.time()), nodes=peer_ids)
+    document["consensus"] = {"engine": "poa", "signers": signers}
+    genesis = Genesis.from_json(document)
+    (root / "genesis.json").write_text(genesis.to_json())
+    for datadir in datadirs:
+        store, _chain = open_chain(datadir, genesis)
+        store.close()
+        datadir.genesis_file.write_text(genesis.to_json())
+    return datadirs
+
+
+def run_localnet(args: argparse.Namespace) -> int:
+    if args.nodes < 1:
+        raise CommandError("--nodes must be at least 1")
+    args.dir.mkdir(parents=True, exist_ok=True)
+    datadirs = _prepare(args.dir, args.nodes, args.block_time)
+    peer_ids = [load_or_create_identity(d.root).peer_id for d in datadirs]
+    p2p_ports = [_free_port() for _ in datadirs]
+    rpc_ports = [_free_port() for _ in datadirs]
+    addresses = [f"/ip4/127.0.0.1/tcp/{port}/p2p/{peer}" for port, peer in zip(p2p_ports, peer_ids, strict=True)]
+    nodes, processes = [], []
+    for index, datadir in enumerate(datadirs):
+        command = [sys.executable, "-m", "cli.main", "start", "--datadir", str(datadir.root),
+                   "--rpc-port", str(rpc_ports[index]), "--listen", f"/ip4/127.0.0.1/tcp/{p2p_ports[index]}"]
+        for other, address in enumerate(addresses):
+            if other != index:
+                command += ["--bootnode", address]
+        log_file = open(datadir.root / "node.log", "a")
+        processes.append(subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
+                                          start_new_session=True))
+        nodes.append({"pid": processes[-1].pid, "rpc": f"http://127.0.0.1:{rpc_ports[index]}",
+                      "p2p": addresses[index], "datadir": str(datadir.root), "log": str(datadir.root / "node.log"),
+                      "command": command})
+    (args.dir / "localnet.json").write_text(json.dumps({"nodes": nodes}, indent=2) + "\n")
+    print(f"localnet of {args.nodes} nodes in {args.dir.resolve()} (details in localnet.json):", flush=True)
+    for index, node in enumerate(nodes):
+        print(f"  node{index}  pid {node['pid']:<7} rpc {node['rpc']}  p2p {node['p2p']}", flush=True)
+    print("Ctrl-C stops them all.", flush=True)
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    print("localnet stopped", flush=True)
+    return 0

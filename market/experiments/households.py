@@ -1,0 +1,122 @@
+"""`gridnode sim households`: the four-household trading game of paper 001 (§4, Figs. 4–7).
+
+Plays the day from 7:00 to 19:00 twice: with the households' habits (each
+holds its thermostat and trades its net with the main grid) and with a pure
+Nash equilibrium of each half-hour's game, and reports
+
+* household1_peak_cut: how much lower household 1's peak consumption is (the paper: 7 → 6 kW, ≈14 %);
+* grid_peak_cut: how much lower the community's peak draw from the main grid is (the paper: ≈10 %);
+* the main-grid trading between 10:00 and 15:00, which the paper says the game greatly reduces.
+
+The game has no randomness, so `--seed` changes nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from market.economics import household_data as data
+from market.economics.households import GameParams, equilibrium_day, habit_day, paper_community, peak_cut
+
+MIDDAY = (10.0, 15.0)
+"""The hours in which the paper reports heavy main-grid trading before the game."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cooling-step", type=float, default=GameParams().cooling_step_kw,
+                        help="resolution of the air-conditioner settings, kW (default %(default)s)")
+    parser.add_argument("--max-rounds", type=int, default=100,
+                        help="best-response rounds per slot before giving up (default %(default)s)")
+
+
+def _kwh(power_kw: np.ndarray, hours: tuple[float, float]) -> float:
+    starts = np.asarray(data.SLOT_STARTS)
+    inside = (starts >= hours[0]) & (starts < hours[1])
+    return float(power_kw[inside].sum() * data.SLOT_HOURS)
+
+
+def run(args: argparse.Namespace, progress: bool) -> dict:
+    from tqdm import tqdm
+
+    community = paper_community()
+    params = GameParams(cooling_step_kw=args.cooling_step)
+    with tqdm(total=2, disable=not progress, file=sys.stderr, desc="days") as bar:
+        before = habit_day(community)
+        bar.update()
+        after = equilibrium_day(community, params, args.max_rounds)
+        bar.update()
+    result = {
+        "household1_peak_cut": round(peak_cut(before.consumption_kw[0], after.consumption_kw[0]), 4),
+        "grid_peak_cut": round(peak_cut(before.grid_import_kw, after.grid_import_kw), 4),
+        "household1_peak_kw": {"before": round(float(before.consumption_kw[0].max()), 3),
+                               "after": round(float(after.consumption_kw[0].max()), 3)},
+        "grid_peak_kw": {"before": round(float(before.grid_import_kw.max()), 3),
+                         "after": round(float(after.grid_import_kw.max()), 3)},
+        "midday_main_grid_kwh": {"before": round(_kwh(before.main_traffic_kw, MIDDAY), 3),
+                                 "after": round(_kwh(after.main_traffic_kw, MIDDAY), 3)},
+        "equilibrium_slots": sum(after.equilibrium),
+        "slots": len(after.equilibrium),
+        "slot_starts": list(data.SLOT_STARTS),
+        "consumption_kw": {"before": before.consumption_kw.round(3).tolist(),
+                           "after": after.consumption_kw.round(3).tolist()},
+        "grid_import_kw": {"before": before.grid_import_kw.round(3).tolist(),
+                           "after": after.grid_import_kw.round(3).tolist()},
+        "indoor_c_after": after.indoor_c.round(2).tolist(),
+        "routes_after": [[move.route.name.lower() for move in profile] for profile in after.strategies],
+    }
+    if not args.json:
+        _print(result)
+    if args.plot:
+        _plot(result, community.pv_kw, args.plot)
+    return result
+
+
+def _clock(hours: float) -> str:
+    return f"{int(hours):02d}:{int(round(hours % 1 * 60)):02d}"
+
+
+def _print(result: dict) -> None:
+    before, after = result["consumption_kw"]["before"], result["consumption_kw"]["after"]
+    print("slot   household 1 kW    grid import kW   indoor °C after      routes after (households 1-4)")
+    for t, start in enumerate(result["slot_starts"]):
+        print(f"{_clock(start)}  {before[0][t]:6.2f} → {after[0][t]:5.2f}   "
+              f"{result['grid_import_kw']['before'][t]:6.2f} → {result['grid_import_kw']['after'][t]:6.2f}   "
+              f"{' '.join(f'{c:4.1f}' for c in (row[t] for row in result['indoor_c_after']))}  "
+              f"{' '.join(result['routes_after'][t])}")
+    h1, grid, midday = result["household1_peak_kw"], result["grid_peak_kw"], result["midday_main_grid_kwh"]
+    print(f"\npure Nash equilibrium found in {result['equilibrium_slots']} of {result['slots']} slots")
+    print(f"household 1 peak: {h1['before']:.2f} → {h1['after']:.2f} kW, cut {result['household1_peak_cut']:.1%} "
+          f"(paper ≈14 %)")
+    print(f"grid-load peak:   {grid['before']:.2f} → {grid['after']:.2f} kW, cut {result['grid_peak_cut']:.1%} "
+          f"(paper ≈10 %)")
+    print(f"main-grid trading 10:00-15:00: {midday['before']:.2f} → {midday['after']:.2f} kWh")
+
+
+def _plot(result: dict, pv_kw: np.ndarray, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hours = np.asarray(result["slot_starts"])
+    before, after = np.asarray(result["consumption_kw"]["before"]), np.asarray(result["consumption_kw"]["after"])
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7))
+    for i, row in enumerate(pv_kw):
+        axes[0, 0].plot(hours, row, label=f"household {i + 1}")
+        axes[0, 1].plot(hours, before[i], label=f"household {i + 1}")
+    axes[0, 0].set_title("Fig. 4: PV generation (Table 1), kW")
+    axes[0, 1].set_title("Fig. 5: consumption before the game, kW")
+    axes[1, 0].plot(hours, before[0], label="before the game")
+    axes[1, 0].plot(hours, after[0], label="after the game")
+    axes[1, 0].set_title("Fig. 6: household 1 consumption, kW")
+    axes[1, 1].plot(hours, -np.asarray(result["grid_import_kw"]["before"]), label="before the game")
+    axes[1, 1].plot(hours, -np.asarray(result["grid_import_kw"]["after"]), label="after the game")
+    axes[1, 1].set_title("Fig. 7: grid load (PV surplus +, main-grid draw −), kW")
+    for ax in axes.flat:
+        ax.set_xlabel("hour")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
