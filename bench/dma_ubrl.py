@@ -38,7 +38,8 @@ def main() -> None:
           f"{' '.join(f'{x:.2f}' for x in analytic.demands)}")
     print(f"best on the action grid: price {best.prices[0]:g} (gap {grid_price_gap:.2%}), "
           f"worst demand gap {grid_demand_gap:.2%}")
-    print(f"\n{'seed':>4} {'episodes':>8} {'rounds':>6} {'seconds':>8} {'price':>6} {'price gap':>9} {'demand gap':>10}")
+    print(f"\n{'seed':>4} {'episodes':>8} {'rounds':>6} {'seconds':>8} {'price':>6} "
+          f"{'price gap':>9} {'demand gap':>10}")
     times = []
     for seed in range(args.runs):
         start = time.perf_counter()

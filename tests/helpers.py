@@ -23,34 +23,37 @@ DEV_KEYS = [
 
 
 class NodeProcess:
-    """A `gridnode start` subprocess on a free port, stopped or killed on demand."""
+    """A `gridnode start` subprocess on free ports, logging to DATADIR.log, stopped or killed on demand."""
 
     def __init__(self, datadir: Path, extra_args: tuple[str, ...] = ()) -> None:
-        self.datadir = datadir
+        self.datadir = Path(datadir)
         self.extra_args = extra_args
+        self.log_path = self.datadir.with_name(self.datadir.name + ".log")
         self.process: subprocess.Popen | None = None
         self.url = ""
-        self.output: list[str] = []
+
+    @property
+    def output(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
 
     def start(self, timeout: float = 30) -> "NodeProcess":
-        self.output = []
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "start", "--datadir", str(self.datadir), "--rpc-port", "0",
-             "--listen", "/ip4/127.0.0.1/tcp/0", *self.extra_args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "a") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "cli.main", "start", "--datadir", str(self.datadir), "--rpc-port", "0",
+                 "--listen", "/ip4/127.0.0.1/tcp/0", *self.extra_args],
+                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                raise RuntimeError("node exited during start:\n" + "".join(self.output))
-            self.output.append(line)
-            match = re.search(r"Started JSON-RPC server at (http://[\d.]+:\d+)/", line)
+            text = self.output[offset:]
+            match = re.search(r"Started JSON-RPC server at (http://[\d.]+:\d+)/", text)
             if match:
                 self.url = match.group(1)
-                os.set_blocking(self.process.stdout.fileno(), False)
                 return self
-        raise RuntimeError("node did not start in time:\n" + "".join(self.output))
+            if self.process.poll() is not None:
+                raise RuntimeError("node exited during start:\n" + text)
+            time.sleep(0.05)
+        raise RuntimeError("node did not start in time:\n" + self.output[offset:])
 
     def web3(self) -> Web3:
         return Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 30}))
@@ -59,13 +62,9 @@ class NodeProcess:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
-        """Signal the node, wait for it, and keep what it printed in `output`."""
+        """Signal the node and wait for it; what it printed stays in `output`."""
         self.process.send_signal(sig)
-        code = self.process.wait(timeout)
-        os.set_blocking(self.process.stdout.fileno(), True)
-        self.output.append(self.process.stdout.read())
-        self.process.stdout.close()
-        return code
+        return self.process.wait(timeout)
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)

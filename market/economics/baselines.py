@@ -58,7 +58,8 @@ def genetic_search(fitness: Callable[[np.ndarray], np.ndarray], sizes: Sequence[
     for _ in range(params.generations):
         order = np.argsort(-scores, kind="stable")
         contenders = rng.integers(0, params.population, size=(2, params.population, params.tournament))
-        parents = population[np.take_along_axis(contenders, np.argmax(scores[contenders], axis=2)[..., None], 2)[..., 0]]
+        winners = np.argmax(scores[contenders], axis=2)[..., None]
+        parents = population[np.take_along_axis(contenders, winners, axis=2)[..., 0]]
         mixed = rng.random((params.population, len(sizes))) < 0.5
         recombine = (rng.random(params.population) < params.crossover)[:, None]
         children = np.where(recombine & mixed, parents[1], parents[0])

@@ -19,9 +19,10 @@ readings of the paper are made explicit here:
   formula, λ^Ein·C/max(|E_main|, 1/ω), continuous at the meter's resolution.
 
 Community trades are matched in the slot: sellers' offers and buyers' bids
-clear pro rata at min(supply, demand), and what is left over goes through the
-main grid, which is how one household's choice changes another's payoff.
-A pure Nash equilibrium (eq. 3) is sought by best-response dynamics.
+clear pro rata at min(supply, demand); a buyer's shortfall comes from the main
+grid and a seller's unsold surplus is curtailed (`settle`), which is how one
+household's choice changes another's payoff. A pure Nash equilibrium (eq. 3)
+is sought by best-response dynamics.
 """
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ class Settlement:
     main: np.ndarray
     """E_main: energy sold to (+) or bought from (−) the main grid."""
     curtailed: np.ndarray
-    """PV surplus an idle household does not use."""
+    """PV surplus neither used nor sold: an idle household's, or a community seller's unsold part."""
 
 
 def comfort(temperature: np.ndarray | float, params: GameParams = GameParams()) -> np.ndarray:

@@ -161,7 +161,8 @@ class LearnedPlay:
     price_trace: np.ndarray
     """Expected price under the server's policy after each episode, shape (episodes, prosumers)."""
     demand_trace: np.ndarray
-    """Each prosumer's expected demand at the price it was shown, shape (episodes, prosumers)."""
+    """Each prosumer's expected demand under its own and the server's policies
+    after each episode, shape (episodes, prosumers)."""
 
 
 def dma_ubrl(market: Market, rng: np.random.Generator, episodes: int = PAPER_EPISODES,
@@ -203,7 +204,7 @@ def dma_ubrl(market: Market, rng: np.random.Generator, episodes: int = PAPER_EPI
             learn(buying, bought, paid[shown, bought, everyone], next_values, params)
         store(prosumers, shown, buying)
         price_trace[episode] = (server.policy @ prices)[owner]
-        demand_trace[episode] = buying.policy @ demands
+        demand_trace[episode] = np.sum(server.policy[owner] * (prosumers.policy @ demands), axis=1)
 
     final_prices = np.argmax(server.policy, axis=1)[owner]
     final_demands = np.argmax(prosumers.policy[everyone, final_prices], axis=1)

@@ -35,7 +35,8 @@ def _ints(text: str) -> list[int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--figure", choices=FIGURES, default="all",
-                        help="which of the paper's figures to reproduce besides the N = 8 setting (default all)")
+                        help="which of the paper's figures to reproduce besides the N = 8 setting; 4a/4b and "
+                             "4c/4d are one sweep each (default all)")
     parser.add_argument("--episodes", type=int, default=PAPER_EPISODES,
                         help=f"DMA-UBRL episodes per run (default {PAPER_EPISODES}, as in the paper)")
     parser.add_argument("--follower-steps", type=int, default=FOLLOWER_STEPS,
@@ -164,7 +165,8 @@ def _print(result: dict) -> None:
         for name, rows in result["figure3"].items():
             for key in ("analytic", "grid", "learned"):
                 row = rows[key]
-                print(f"  {name:<13} {key:<9} {' '.join(f'{v:5.2f}' for v in row['prices'])} | {_demands(row['demands'])}")
+                prices = " ".join(f"{v:5.2f}" for v in row["prices"])
+                print(f"  {name:<13} {key:<9} {prices} | {_demands(row['demands'])}")
     for key, label in (("figure4_prosumers", "prosumers"), ("figure4_unit_price", "unit_price")):
         if key not in result:
             continue
@@ -189,8 +191,9 @@ def _plot(result: dict, traces: dict[str, LearnedPlay], path: str) -> None:
     for ax, (key, which) in zip(axes.flat, panels):
         if key == "figure3":
             play = traces[which]
-            ax.plot(play.demand_trace, lw=0.8)
+            ax.plot(play.demand_trace, lw=0.8, label=[f"prosumer {i + 1}" for i in range(play.demand_trace.shape[1])])
             ax.set_ylabel("expected demand x_i")
+            ax.legend(fontsize=7, loc="lower right")
             twin = ax.twinx()
             twin.plot(play.price_trace, color="black", lw=0.8, ls="--")
             twin.set_ylabel("expected price p (dashed)")

@@ -33,6 +33,9 @@ from node.p2p.wire import STATUS_PROTOCOL, SYNC_PROTOCOL
 
 log = logging.getLogger("gridnode.p2p")
 
+STOP_GRACE = 2.0
+"""Seconds `stop` gives connections to close cleanly."""
+
 
 class Network:
     def __init__(self, config: P2PConfig, identity: NodeIdentity, port: ChainPort, bridge: Bridge,
@@ -65,29 +68,43 @@ class Network:
             async with self.host.run(listen_addrs=[]):
                 # Only our dialer chooses whom to dial (see dialer.py).
                 await self.host.get_network().auto_connector.stop()
-                async with (background_trio_service(self.gossip.pubsub), background_trio_service(self.gossip.router),
-                            trio.open_nursery() as nursery):
-                    self._nursery = nursery
-                    self.dialer = Dialer(self.host, self.peers, self.config, nursery)
-                    await nursery.start(self.gossip.run)
-                    try:
-                        await listen(self.host, [parse_listen_address(address) for address in self.config.listen])
-                    except ListenError as exc:
-                        ready.set_exception(exc)
-                        self._nursery = None
-                        nursery.cancel_scope.cancel()
-                        return
-                    self.listen_addrs = advertised_addrs(self.host)
-                    ready.set_result(self.listen_addrs)
-                    nursery.start_soon(self.synchronizer.run)
-                    nursery.start_soon(self.status.refresh_forever)
-                    for info in self._initial_peers:
-                        self.dialer.want(info)
-                    await self._stop.wait()
-                    self._nursery = None
-                    nursery.cancel_scope.cancel()
+                async with background_trio_service(self.gossip.pubsub), background_trio_service(self.gossip.router):
+                    await self._run_until_stopped(ready)
+                    await self._disconnect_all()
         finally:
             self.gossip.close()
+
+    async def _run_until_stopped(self, ready: concurrent.futures.Future[list[str]]) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self.dialer = Dialer(self.host, self.peers, self.config, nursery)
+            await nursery.start(self.gossip.run)
+            try:
+                await listen(self.host, [parse_listen_address(address) for address in self.config.listen])
+            except ListenError as exc:
+                ready.set_exception(exc)
+                self._nursery = None
+                nursery.cancel_scope.cancel()
+                return
+            self.listen_addrs = advertised_addrs(self.host)
+            ready.set_result(self.listen_addrs)
+            nursery.start_soon(self.synchronizer.run)
+            nursery.start_soon(self.status.refresh_forever)
+            for info in self._initial_peers:
+                self.dialer.want(info)
+            await self._stop.wait()
+            self._nursery = None
+            nursery.cancel_scope.cancel()
+
+    async def _disconnect_all(self) -> None:
+        """Close every connection before the host shuts down. The swarm's own shutdown
+        closes connections from a cancelled task (network/swarm.py, `Swarm.run`'s
+        finally), so the first await aborts it and the remaining sockets stay open
+        (in CLOSE_WAIT) until the garbage collector finds them."""
+        with trio.move_on_after(STOP_GRACE):
+            async with trio.open_nursery() as nursery:
+                for peer_id in list(self.host.get_network().connections):
+                    nursery.start_soon(self._close, str(peer_id))
 
     def request_stop(self) -> None:
         self._stop.set()

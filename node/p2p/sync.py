@@ -91,8 +91,10 @@ class SyncServer:
             await close_stream(stream)
 
     async def _answer(self, peer_id: str, stream: INetStream) -> bytes:
-        if not self._peers.is_counted(peer_id):
-            return encode_error("no status handshake")
+        # A peer may ask as soon as *it* has counted us, possibly before our own
+        # handshake with it has finished; what matters is that its key is admitted.
+        if not self._peers.is_counted(peer_id) and not await self._port.is_admitted(peer_id):
+            return encode_error("node key not admitted")
         try:
             request = decode_request(await read_frame(stream, MAX_SYNC_REQUEST_FRAME))
         except WireError as exc:

@@ -54,7 +54,7 @@ def test_init_then_start_a_custom_chain(tmp_path, node_factory):
     w3 = node.web3()
     assert w3.eth.chain_id == 4242 and w3.eth.block_number == 0
     assert w3.eth.get_balance("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266") == 1000
-    assert "Accounts" not in "".join(node.output)
+    assert "Accounts" not in node.output
     again = gridnode("init", "--genesis", _genesis(tmp_path, chainId=4343), "--datadir", str(datadir))
     assert again.returncode == 1 and "error:" in again.stderr
 
@@ -106,6 +106,6 @@ def test_sigterm_and_ctrl_c_stop_cleanly(node_factory, sig):
     node = node_factory()
     head = node.web3().eth.block_number
     assert node.stop(sig) == 0
-    assert "node stopped" in "".join(node.output) and "Traceback" not in "".join(node.output)
+    assert "node stopped" in node.output and "Traceback" not in node.output
     restarted = node_factory(node.datadir)
     assert restarted.web3().eth.block_number >= head

@@ -43,7 +43,8 @@ def test_win_probability_falls_with_block_size():
     assert all(a > b for a, b in zip(chances, chances[1:]))
 
 
-@pytest.mark.parametrize("params", [MiningParams(), MiningParams(fixed_reward=50.0, reward_per_tx=5.0, propagation=0.02)])
+@pytest.mark.parametrize("params", [MiningParams(), MiningParams(fixed_reward=50.0, reward_per_tx=5.0,
+                                                                 propagation=0.02)])
 def test_optimal_block_size_is_the_numerical_argmax_of_eq_1(params):
     sizes = np.arange(0.0, 500.0, 0.05)
     utilities = [mining_utility(1.0, replace(params, block_size=s)) for s in sizes]

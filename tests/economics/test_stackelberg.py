@@ -90,7 +90,8 @@ def test_discriminated_prices_rise_with_intention_where_no_bound_binds():
     market = PAPER
     solved = discriminated_equilibrium(market)
     w = np.asarray(market.intentions)
-    np.testing.assert_allclose(solved.prices, np.sqrt(market.k * market.theta * w / (market.eta * market.unit_price**2)))
+    closed_form = np.sqrt(market.k * market.theta * w / (market.eta * market.unit_price**2))
+    np.testing.assert_allclose(solved.prices, closed_form)
 
 
 def test_grid_equilibrium_is_the_best_grid_price_given_the_best_grid_answers():
