@@ -50,6 +50,10 @@ class Engine(ABC):
     name: str
 
     @abstractmethod
+    def genesis_state(self, state: State) -> None:
+        """Write the engine's own initial state (e.g. the PoA authority set) into block 0."""
+
+    @abstractmethod
     def validators(self, chain: ChainReader, parent: Header) -> list[Address]:
         """The producers allowed to make a child of `parent` (empty: anyone, as under PoW)."""
 

@@ -1,9 +1,17 @@
-"""Proof of authority, Clique-style: a fixed signer set named in genesis takes
-turns by height; a block is sealed by its signer's signature over the seal hash.
+"""Proof of authority, Clique-style: signers take turns by height; a block is
+sealed by its signer's signature over the seal hash.
 
-In-turn blocks weigh 2 and out-of-turn blocks 1; a signer may not seal again
-within ⌊N/2⌋+1 blocks of its last one, so a minority cannot run the chain.
-Signer voting and out-of-turn backup order arrive with the network."""
+In-turn blocks weigh 2 and out-of-turn blocks 1; out-of-turn signers wait one
+period per place behind the in-turn signer, so backups don't collide; a signer
+may not seal again within ⌊N/2⌋+1 blocks of its last one, so a minority cannot
+run the chain. Equal-weight forks are settled by the chain's deterministic
+tie-break (EIP-3436), never by timing.
+
+The signer set starts as genesis names it; admins vote changes through the
+Signers contract, and every `epoch`-th block (a checkpoint) carries the voted
+set in its extra data. Which signers may seal a block is therefore read from
+the header chain alone, and validators check the checkpoint against the
+contract's state when they execute it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,17 +19,24 @@ from dataclasses import dataclass
 from consensus.engine import ChainReader, Engine, HeaderFields, Signer
 from vm.blocks import Header, InvalidBlock, Receipt
 from vm.crypto import InvalidSignature, recover_address
+from vm.native.signers import MAX_SIGNERS, SIGNERS
 from vm.state import State
 from vm.types import Address
 
 IN_TURN, OUT_OF_TURN = 2, 1
 
 
+DEFAULT_EPOCH = 100
+
+
 @dataclass(frozen=True)
 class PoAConfig:
     signers: tuple[Address, ...]
+    """The genesis signer set, in turn order."""
     period: int
     """Seconds between a block and its child."""
+    epoch: int = DEFAULT_EPOCH
+    """Blocks between checkpoints, where voted signer changes take effect."""
 
     @classmethod
     def from_params(cls, params: dict, block_time: int) -> "PoAConfig":
@@ -31,7 +46,10 @@ class PoAConfig:
         addresses = tuple(Address.from_hex(s) for s in signers)
         if len(set(addresses)) != len(addresses):
             raise ValueError("consensus.signers lists a signer twice")
-        return cls(addresses, block_time)
+        epoch = params.get("epoch", DEFAULT_EPOCH)
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+            raise ValueError("consensus.epoch must be a positive number of blocks")
+        return cls(addresses, block_time, epoch)
 
 
 class ProofOfAuthority(Engine):
@@ -39,13 +57,37 @@ class ProofOfAuthority(Engine):
 
     def __init__(self, config: PoAConfig) -> None:
         self.config = config
+        self._checkpoint_signers: dict[bytes, tuple[Address, ...]] = {}
 
-    def _in_turn(self, number: int, signer: Address) -> bool:
-        signers = self.config.signers
+    def genesis_state(self, state: State) -> None:
+        SIGNERS.write_genesis(state, list(self.config.signers))
+
+    def _is_checkpoint(self, number: int) -> bool:
+        return number > 0 and number % self.config.epoch == 0
+
+    def signers(self, chain: ChainReader, parent: Header) -> tuple[Address, ...]:
+        """Who may seal a child of `parent`: the set of the last checkpoint at or below it."""
+        header = parent
+        while header.number > 0 and not self._is_checkpoint(header.number):
+            header = chain.header_by_hash(header.parent_hash)
+        if header.number == 0:
+            return self.config.signers
+        cached = self._checkpoint_signers.get(header.hash)
+        if cached is None:
+            extra = header.extra_data
+            cached = tuple(Address(extra[i:i + 20]) for i in range(0, len(extra), 20))
+            if len(self._checkpoint_signers) >= 1024:
+                self._checkpoint_signers.clear()
+            self._checkpoint_signers[header.hash] = cached
+        return cached
+
+    @staticmethod
+    def _in_turn(number: int, signer: Address, signers: tuple[Address, ...]) -> bool:
         return signers[number % len(signers)] == signer
 
-    def _recently_signed(self, chain: ChainReader, parent: Header, signer: Address) -> bool:
-        limit = len(self.config.signers) // 2 + 1
+    def _recently_signed(self, chain: ChainReader, parent: Header, signer: Address,
+                         signers: tuple[Address, ...]) -> bool:
+        limit = len(signers) // 2 + 1
         header = parent
         for _ in range(limit - 1):
             if header.number == 0:
@@ -56,21 +98,24 @@ class ProofOfAuthority(Engine):
         return False
 
     def validators(self, chain: ChainReader, parent: Header) -> list[Address]:
-        return list(self.config.signers)
+        return list(self.signers(chain, parent))
 
     def production_time(self, chain: ChainReader, parent: Header, producer: Address) -> int | None:
-        if producer not in self.config.signers or self._recently_signed(chain, parent, producer):
+        signers = self.signers(chain, parent)
+        if producer not in signers or self._recently_signed(chain, parent, producer, signers):
             return None
         earliest = parent.timestamp + self.config.period
-        if self._in_turn(parent.number + 1, producer):
+        if self._in_turn(parent.number + 1, producer, signers):
             return earliest
         # Out of turn: wait one period per place behind the in-turn signer, so backups don't collide.
-        signers = self.config.signers
         distance = (signers.index(producer) - (parent.number + 1)) % len(signers)
         return earliest + distance * self.config.period
 
     def prepare(self, chain: ChainReader, parent: Header, producer: Address, state: State) -> HeaderFields:
-        return HeaderFields(difficulty=IN_TURN if self._in_turn(parent.number + 1, producer) else OUT_OF_TURN)
+        """Difficulty by turn; a checkpoint also carries the voted signer set from the parent's state."""
+        in_turn = self._in_turn(parent.number + 1, producer, self.signers(chain, parent))
+        extra = b"".join(SIGNERS.current(state)) if self._is_checkpoint(parent.number + 1) else b""
+        return HeaderFields(difficulty=IN_TURN if in_turn else OUT_OF_TURN, extra_data=extra)
 
     def seal(self, header: Header, signer: Signer) -> Header:
         return header.with_seal(signer.sign(header.seal_hash))
@@ -88,15 +133,22 @@ class ProofOfAuthority(Engine):
         signer = self.author(header)
         if signer != header.producer:
             raise InvalidBlock(f"poa: sealed by {signer.to_checksum()} but names {header.producer.to_checksum()}")
-        if signer not in self.config.signers:
+        signers = self.signers(chain, parent)
+        if signer not in signers:
             raise InvalidBlock(f"poa: {signer.to_checksum()} is not an authorized signer")
         if header.timestamp < parent.timestamp + self.config.period:
             raise InvalidBlock("poa: block sealed before its parent's period ended")
-        expected = IN_TURN if self._in_turn(header.number, signer) else OUT_OF_TURN
+        expected = IN_TURN if self._in_turn(header.number, signer, signers) else OUT_OF_TURN
         if header.difficulty != expected:
             raise InvalidBlock(f"poa: wrong difficulty {header.difficulty}, want {expected}")
-        if self._recently_signed(chain, parent, signer):
+        if self._recently_signed(chain, parent, signer, signers):
             raise InvalidBlock(f"poa: {signer.to_checksum()} signed too recently")
+        extra = header.extra_data
+        if self._is_checkpoint(header.number):
+            if not extra or len(extra) % 20 or len(extra) > 20 * MAX_SIGNERS:
+                raise InvalidBlock("poa: a checkpoint must list the signers (20 bytes each)")
+        elif extra:
+            raise InvalidBlock("poa: extra data is only allowed at checkpoints")
 
     def weight(self, header: Header) -> int:
         return header.difficulty

@@ -117,11 +117,12 @@ class Genesis:
         return json.dumps(self.source, indent=2) + "\n"
 
     def write_state(self, state: State) -> None:
-        """Balances, the registry's members and admins, and native contracts' code."""
+        """Balances, native contracts' code, the engine's own state, the registry's members and admins."""
         for account in self.accounts:
             state.set_account(account.address, Account(0, account.balance))
         for contract in NATIVE_CONTRACTS.values():
             state.set_code(contract.address, contract.code)
+        self.create_engine().genesis_state(state)
         REGISTRY.write_genesis(state, list(self.admins),
                                [(a.address, a.role, a.name) for a in self.accounts if a.role is not None],
                                list(self.nodes))

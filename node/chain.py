@@ -33,7 +33,8 @@ from vm.types import Address, Hash32
 log = logging.getLogger("gridnode.chain")
 
 MAX_FUTURE_SECONDS = 15
-MAX_EXTRA_DATA = 32
+MAX_EXTRA_DATA = 2048
+"""Room for an engine's checkpoint data (PoA: up to 64 signers); the engine checks the content."""
 MAX_REORG_DEPTH = 1024
 """Undo logs are kept for every block, but a switch deeper than this is refused
 (the same bound as served historical state)."""
@@ -268,7 +269,7 @@ class Chain:
             (header.gas_limit == parent.gas_limit, "gas limit changed"),
             (header.gas_used <= header.gas_limit, "gas used above gas limit"),
             (header.base_fee == expected_fee, f"wrong base fee {header.base_fee}, want {expected_fee}"),
-            (len(header.extra_data) <= MAX_EXTRA_DATA, "extra data longer than 32 bytes"),
+            (len(header.extra_data) <= MAX_EXTRA_DATA, f"extra data longer than {MAX_EXTRA_DATA} bytes"),
         )
         for holds, reason in rules:
             if not holds:

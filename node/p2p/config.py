@@ -64,6 +64,19 @@ class P2PConfig:
     penalty_half_life: float = 60.0
     ban_seconds: float = 600.0
 
+    def __post_init__(self) -> None:
+        if not 1 <= self.sync_blocks_per_request <= 128:
+            raise NetworkConfigError("sync_blocks_per_request must be 1..128 (peers answer at most 128 blocks)")
+        if self.gossip_heartbeat < 1:
+            raise NetworkConfigError("gossip_heartbeat is whole seconds, at least 1")
+        if not 1 <= self.tx_batch_max <= 1000:
+            raise NetworkConfigError("tx_batch_max must be 1..1000 (peers accept at most 1000 per message)")
+        durations = ("dial_timeout", "handshake_timeout", "request_timeout", "status_interval", "redial_initial",
+                     "redial_max", "gossip_validation_timeout", "penalty_half_life")
+        for name in durations:
+            if getattr(self, name) <= 0:
+                raise NetworkConfigError(f"{name} must be positive")
+
     def static_peers_file(self) -> Path:
         return Path(self.datadir) / STATIC_PEERS_FILE
 

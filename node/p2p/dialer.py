@@ -54,9 +54,6 @@ class Dialer:
         current[1].cancel()
         return True
 
-    def is_wanted(self, peer_id: str) -> bool:
-        return peer_id in self._wanted
-
     async def _keep_connected(self, info: PeerInfo, scope: trio.CancelScope) -> None:
         peer_id = str(info.peer_id)
         delay = self._config.redial_initial
@@ -73,7 +70,7 @@ class Dialer:
                     await peer.gone.wait()
                     if peer.status is not None:  # it had passed the handshake: redial at once
                         delay = self._config.redial_initial
-                        log.info("peer %s disconnected; redialling", peer_id)
+                        log.debug("redialling %s", peer_id)
                         continue
                 await trio.sleep(_jittered(delay))
                 delay = min(delay * 2, self._config.redial_max)

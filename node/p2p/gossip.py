@@ -112,8 +112,6 @@ class Gossip:
             allowed_topics={self.block_topic, self.transaction_topic},
         )
         self._send, self._receive = trio.open_memory_channel[tuple[str, bytes]](PUBLISH_QUEUE)
-        self.received = {self.block_topic: 0, self.transaction_topic: 0}
-        """Messages that passed validation, per topic (for tests and metrics)."""
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Join the topics, then publish what the node hands us until cancelled.
@@ -124,8 +122,8 @@ class Gossip:
         blocks = await self.pubsub.subscribe(self.block_topic)
         transactions = await self.pubsub.subscribe(self.transaction_topic)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._drain, blocks, self.block_topic)
-            nursery.start_soon(self._drain, transactions, self.transaction_topic)
+            nursery.start_soon(self._drain, blocks)
+            nursery.start_soon(self._drain, transactions)
             nursery.start_soon(self._publish_loop)
             task_status.started()
 
@@ -193,10 +191,9 @@ class Gossip:
         if result is None:
             return False
         if result.outcome is Outcome.ACCEPTED:
-            self.received[self.block_topic] += 1
             return True
         if result.outcome is Outcome.UNKNOWN_PARENT:
-            log.info("block %s from %s has an unknown parent; fetching the gap", result.number, peer_id)
+            log.debug("block %s from %s has an unknown parent; fetching the gap", result.number, peer_id)
             self._request_gap_fill(peer_id, result.number)
         elif result.outcome is Outcome.INVALID:
             self._penalize(peer_id, self._config.penalty_invalid_block, f"invalid block {result.number}: {result.reason}")
@@ -211,7 +208,7 @@ class Gossip:
         try:
             if len(message.data) > MAX_GOSSIP_MESSAGE:
                 raise WireError("oversized transaction batch")
-            raw_transactions = decode_transaction_batch(message.data, self._config.tx_batch_max)
+            raw_transactions = decode_transaction_batch(message.data)
         except WireError as exc:
             self._penalize(peer_id, self._config.penalty_invalid_block, f"malformed transaction batch: {exc}")
             return False
@@ -227,8 +224,6 @@ class Gossip:
             for raw in accepted:
                 self.enqueue_transaction(raw)
             return False
-        if accepted:
-            self.received[self.transaction_topic] += 1
         return bool(accepted)
 
     async def _ask_port(self, method, argument, peer_id: str):
@@ -240,7 +235,7 @@ class Gossip:
             log.debug("gossip message from %s not checked: %s", peer_id, exc)
             return None
 
-    async def _drain(self, subscription, topic: str) -> None:
+    async def _drain(self, subscription) -> None:
         """Validators did the work; reading the subscription only keeps us in the topic."""
         async for _ in subscription:
             continue

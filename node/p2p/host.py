@@ -60,7 +60,7 @@ def build_host(identity: NodeIdentity, config: P2PConfig) -> BasicHost:
     )
     # Observed-address discovery would advertise whatever a peer claims to see;
     # a permissioned node advertises what it listens on.
-    return BasicHost(network=swarm, negotiate_timeout=int(config.request_timeout),
+    return BasicHost(network=swarm, negotiate_timeout=max(1, round(config.request_timeout)),
                      disable_identify_address_discovery=True)
 
 

@@ -132,11 +132,8 @@ class Network:
         """Stop counting the peer now and close its connections in the background."""
         log.warning("disconnecting peer %s: %s", peer_id, reason)
         self.peers.uncount(peer_id)
-        peer = self.peers.get(peer_id)
-        if self._nursery is not None:
+        if self._nursery is not None:  # when stopping, _disconnect_all closes everything
             self._nursery.start_soon(self._close, peer_id)
-        elif peer is not None:
-            self.peers.remove(peer)
 
     def penalize(self, peer_id: str, points: float, reason: str) -> None:
         score = self.peers.penalize(peer_id, points)
@@ -175,15 +172,17 @@ class Network:
             return
         others = [other for other in self.host.get_network().get_connections(connection.muxed_conn.peer_id)
                   if not other.is_closed]
-        if others:
+        if others and peer.counted:
             peer.connection = others[0]
             return
         if peer.counted:
             log.info("peer %s disconnected", peer_id)
         self.peers.remove(peer)
+        if others:  # a newer connection arrived while this one was being dropped: judge it afresh
+            self._connected(others[0])
 
     def _on_status(self, peer_id: str, status: ChainStatus) -> None:
-        self.synchronizer.notify_status(peer_id, status)
+        self.synchronizer.wake()
 
     def _has_gossip_stream(self, peer_id: str) -> bool:
         return self.gossip.has_stream(peer_id)

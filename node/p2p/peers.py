@@ -32,7 +32,6 @@ class Peer:
     remote_address: str
     connection: INetConn
     """The connection we track; a second one to the same peer replaces it only if this one closes."""
-    connected_at: float
     status: ChainStatus | None = None
     counted: bool = False
     """Handshake done and not being disconnected."""
@@ -62,10 +61,17 @@ class PeerTable:
         previous = self._peers.get(peer_id)
         if previous is not None:
             previous.gone.set()
-        peer = Peer(peer_id, direction, remote_address, connection, time.monotonic())
+        peer = Peer(peer_id, direction, remote_address, connection)
         self._peers[peer_id] = peer
         self._publish()
         return peer
+
+    def clear(self) -> None:
+        """Forget every connection (the network has stopped)."""
+        for peer in self._peers.values():
+            peer.gone.set()
+        self._peers.clear()
+        self._publish()
 
     def get(self, peer_id: str) -> Peer | None:
         return self._peers.get(peer_id)

@@ -118,6 +118,8 @@ class P2PService:
                 log.exception("the network thread stopped with an error")
         finally:
             self._bridge.detach()
+            network.peers.clear()
+            network.synchronizer.stopped()
 
     async def _main(self, network: Network, ready: concurrent.futures.Future[list[str]]) -> None:
         self._bridge.attach()

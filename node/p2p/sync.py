@@ -62,6 +62,9 @@ log = logging.getLogger("gridnode.p2p")
 
 RECENT_WINDOW = 128
 """Heights compared in the first ancestor request: forks are usually shallow."""
+REPORT_SYNCING_BEHIND = 3
+"""Rounds that start this many blocks behind show in `progress()` (eth_syncing); being a
+block or two behind for a moment is normal at one block a second and is not "syncing"."""
 RETRY_AFTER = 10.0
 """Seconds before a peer at the same head is tried again after a round with it."""
 
@@ -170,8 +173,8 @@ class Synchronizer:
         self._progress_lock = threading.Lock()
 
     # -- what starts a round (trio thread) ---------------------------------------
-    def notify_status(self, peer_id: str, status: ChainStatus) -> None:
-        """A peer told us its status; a round starts if it may have blocks we lack."""
+    def wake(self) -> None:
+        """A peer told us its status: look again for a peer with blocks we lack."""
         self._wake.set()
 
     def request_gap_fill(self, peer_id: str, number: int | None) -> None:
@@ -184,6 +187,9 @@ class Synchronizer:
         """(starting block, current block, highest block) while syncing, else None."""
         with self._progress_lock:
             return self._progress
+
+    def stopped(self) -> None:
+        self._set_progress(None)
 
     def _set_progress(self, progress: tuple[int, int, int] | None) -> None:
         with self._progress_lock:
@@ -241,9 +247,12 @@ class Synchronizer:
         started = time.monotonic()
         try:
             ours = await self._port.status()
-            self._set_progress((ours.head_number, ours.head_number, max(target.highest, ours.head_number)))
+            progress = _RoundProgress(ours.head_number, ours.head_number, max(target.highest, ours.head_number),
+                                      reported=target.highest - ours.head_number >= REPORT_SYNCING_BEHIND)
+            if progress.reported:
+                self._set_progress(progress.as_tuple())
             ancestor = await self._common_ancestor(peer_id, ours.head_number, target.highest)
-            accepted = await self._download_and_import(peer_id, ancestor + 1, ours.head_number, target.highest)
+            accepted = await self._download_and_import(peer_id, ancestor + 1, progress)
         except _RoundFailed as exc:
             log.info("sync from %s stopped: %s", peer_id, exc)
             return
@@ -255,8 +264,9 @@ class Synchronizer:
             return
         if accepted:
             elapsed = time.monotonic() - started
-            log.info("synced %d blocks from %s (common ancestor %d) in %.2fs, %.0f blocks/s", accepted, peer_id,
-                     ancestor, elapsed, accepted / max(elapsed, 1e-6))
+            level = logging.INFO if accepted >= REPORT_SYNCING_BEHIND else logging.DEBUG
+            log.log(level, "synced %d blocks from %s (common ancestor %d) in %.2fs, %.0f blocks/s", accepted,
+                    peer_id, ancestor, elapsed, accepted / max(elapsed, 1e-6))
 
     async def _common_ancestor(self, peer_id: str, our_head: int, their_head: int) -> int:
         """The highest height where the peer's canonical hash equals ours. Hashes chain,
@@ -285,12 +295,11 @@ class Synchronizer:
         matches = [number for number, mine, their in zip(numbers, ours, theirs, strict=True) if mine == their]
         return max(matches) if matches else None
 
-    async def _download_and_import(self, peer_id: str, start: int, our_head: int, highest: int) -> int:
+    async def _download_and_import(self, peer_id: str, start: int, progress: _RoundProgress) -> int:
         """Fetch from `start` until the peer has no more, importing each answer while
         the next is on its way. Returns how many blocks were new to us."""
         send, receive = trio.open_memory_channel[list[bytes]](2)
         download_errors: list[Exception] = []
-        progress = _RoundProgress(our_head, our_head, highest)
         stop_reason = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._download, peer_id, start, send, download_errors)
@@ -325,7 +334,8 @@ class Synchronizer:
                 if result.number is not None:
                     progress.current = max(progress.current, result.number)
             progress.highest = max(progress.highest, progress.current)
-            self._set_progress((progress.starting, progress.current, progress.highest))
+            if progress.reported:
+                self._set_progress(progress.as_tuple())
         return None
 
     async def _download(self, peer_id: str, start: int, send: trio.MemorySendChannel[list[bytes]],
@@ -349,7 +359,12 @@ class _RoundProgress:
     starting: int
     current: int
     highest: int
+    reported: bool
+    """Whether `progress()` shows this round (not for a block or two of catching up)."""
     accepted: int = 0
+
+    def as_tuple(self) -> tuple[int, int, int]:
+        return self.starting, self.current, self.highest
 
 
 def _until_missing(hashes: list[bytes | None]) -> list[bytes]:

@@ -40,6 +40,9 @@ MAX_GOSSIP_MESSAGE = 1024 * 1024 - 4096
 the stream on receive); the rest of the 1 MiB is the RPC envelope (signature, key,
 seqno, topic, signed peer record). A block too big for gossip still travels by sync."""
 
+MAX_TRANSACTIONS_PER_BATCH = 1000
+"""Most transactions one gossip message may carry (a protocol limit, the same for every node)."""
+
 MAX_STATUS_FRAME = 512
 MAX_SYNC_REQUEST_FRAME = 256
 MAX_BLOCKS_PER_RESPONSE = 128
@@ -86,11 +89,6 @@ async def read_frame(stream: INetStream, limit: int) -> bytes:
             raise WireError(f"stream ended after {len(chunks)} of {length} bytes")
         chunks += chunk
     return bytes(chunks)
-
-
-async def read_frame_within(stream: INetStream, limit: int, timeout: float) -> bytes:
-    with trio.fail_after(timeout):
-        return await read_frame(stream, limit)
 
 
 # -- status ---------------------------------------------------------------------
@@ -198,10 +196,10 @@ def encode_transaction_batch(raw_transactions: list[bytes]) -> bytes:
     return msgpack.packb(raw_transactions, use_bin_type=True)
 
 
-def decode_transaction_batch(payload: bytes, max_items: int) -> list[bytes]:
+def decode_transaction_batch(payload: bytes) -> list[bytes]:
     items = _unpack(payload)
-    if not isinstance(items, list) or not 1 <= len(items) <= max_items:
-        raise WireError(f"transaction batch: expected a list of 1..{max_items} transactions")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_TRANSACTIONS_PER_BATCH:
+        raise WireError(f"transaction batch: expected a list of 1..{MAX_TRANSACTIONS_PER_BATCH} transactions")
     if not all(isinstance(item, bytes) and item for item in items):
         raise WireError("transaction batch: every transaction must be non-empty bytes")
     return items

@@ -5,7 +5,12 @@ import stat
 
 import pytest
 
-from node.p2p.identity import IdentityError, load_identity, load_or_create_identity, node_key_path
+from node.p2p.identity import (
+    IdentityError,
+    load_identity,
+    load_or_create_identity,
+    node_key_path,
+)
 
 
 def test_the_key_is_created_private_and_reused(tmp_path):

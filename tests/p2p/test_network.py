@@ -18,10 +18,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 import msgpack
+import multiaddr
 import pytest
 import trio
+from libp2p import new_swarm
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.exceptions import BaseLibp2pError
+from libp2p.host.basic_host import BasicHost
+from libp2p.network.config import RetryConfig
 from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.transport.tcp.tcp import TCP
 from libp2p.utils import encode_varint_prefixed
 
 from node.p2p.port import ChainStatus, ImportResult, Outcome
@@ -285,6 +296,23 @@ def test_bootnode_connect_handshake_and_peer_lists(network):
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
 
 
+def test_a_peer_offering_only_plaintext_cannot_connect(network):
+    a = network()
+
+    async def dial_in_plaintext():
+        key_pair = create_new_key_pair()
+        swarm = new_swarm(key_pair=key_pair, sec_opt={PLAINTEXT_PROTOCOL_ID: InsecureTransport(key_pair)},
+                          muxer_opt={YAMUX_PROTOCOL_ID: Yamux}, transports=[TCP()],
+                          retry_config=RetryConfig(max_retries=0))
+        host = BasicHost(network=swarm)
+        async with host.run(listen_addrs=[]):
+            with trio.fail_after(WAIT), pytest.raises(BaseLibp2pError):
+                await host.connect(info_from_p2p_addr(multiaddr.Multiaddr(a.address)))
+
+    trio.run(dial_in_plaintext)
+    assert a.service.peer_count() == 0
+
+
 def test_static_peers_file_is_dialled(network, tmp_path):
     a = network()
     b = network(start=False)
@@ -459,7 +487,7 @@ def test_equal_weight_forks_are_exchanged_so_each_port_can_apply_its_tie_break(n
     chains[1].extend(3, b"right")
     heads = [chain.canonical[-1] for chain in chains]
     a = network(chain=chains[0])
-    b = network(chain=chains[1], bootnodes=(a.address,))
+    network(chain=chains[1], bootnodes=(a.address,))
     for chain, other_head, own_head in ((chains[0], heads[1], heads[0]), (chains[1], heads[0], heads[1])):
         assert chain.wait_for(lambda fake, block=other_head: block in fake.store)
         assert chain.canonical[-1] == own_head  # the fake's fork choice keeps the first of equal forks

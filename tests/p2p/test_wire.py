@@ -7,6 +7,7 @@ import pytest
 from node.p2p.port import ChainStatus
 from node.p2p.wire import (
     MAX_BLOCKS_PER_RESPONSE,
+    MAX_TRANSACTIONS_PER_BATCH,
     BlocksRequest,
     HashesRequest,
     RemoteError,
@@ -67,8 +68,8 @@ def test_answers_carry_items_or_the_peer_error():
 
 
 def test_transaction_batches_and_topics():
-    assert decode_transaction_batch(encode_transaction_batch([b"a", b"bc"]), 10) == [b"a", b"bc"]
-    for bad in ([], [b""], [1], "x"):
+    assert decode_transaction_batch(encode_transaction_batch([b"a", b"bc"])) == [b"a", b"bc"]
+    for bad in ([], [b""], [1], "x", [b"t"] * (MAX_TRANSACTIONS_PER_BATCH + 1)):
         with pytest.raises(WireError):
-            decode_transaction_batch(msgpack.packb(bad), 10)
+            decode_transaction_batch(msgpack.packb(bad))
     assert block_topic(1337) == "/gridnode/1337/block/1" and transaction_topic(7) == "/gridnode/7/tx/1"

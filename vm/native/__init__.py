@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from vm.native.contract import NativeContract
 from vm.native.registry import REGISTRY
+from vm.native.signers import SIGNERS
 from vm.types import Address
 
-NATIVE_CONTRACTS: dict[Address, NativeContract] = {contract.address: contract for contract in (REGISTRY,)}
+NATIVE_CONTRACTS: dict[Address, NativeContract] = {contract.address: contract for contract in (REGISTRY, SIGNERS)}

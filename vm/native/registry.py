@@ -52,6 +52,9 @@ class Registry(NativeContract):
     def is_admin(self, state: State, account: Address) -> bool:
         return bool(state.get_storage(self.address, self.slot(b"admin", account)))
 
+    def admin_count(self, state: State) -> int:
+        return int.from_bytes(state.get_storage(self.address, self.slot(b"adminCount")), "big")
+
     def is_node_admitted(self, state: State, peer_id: str) -> bool:
         return bool(state.get_storage(self.address, self.slot(b"node", peer_id.encode())))
 
@@ -65,6 +68,7 @@ class Registry(NativeContract):
             state.set_storage(self.address, self.slot(b"name", account), name.encode())
         for admin in admins:
             state.set_storage(self.address, self.slot(b"admin", admin), b"\x01")
+        state.set_storage(self.address, self.slot(b"adminCount"), len(admins).to_bytes(8, "big"))
 
     # -- ABI functions ------------------------------------------------------
     @abi_function("register")
