@@ -46,7 +46,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _prepare(root: Path, count: int, block_time: int) -> list[DataDir]:
+def prepare_localnet(root: Path, count: int, block_time: int) -> list[DataDir]:
     """Keys, genesis and initialised data dirs; reused as they are if already made."""
     datadirs = [DataDir(root / f"node{index}") for index in range(count)]
     if all(d.is_initialised() for d in datadirs):
@@ -76,7 +76,7 @@ def run_localnet(args: argparse.Namespace) -> int:
     if args.nodes < 1:
         raise CommandError("--nodes must be at least 1")
     args.dir.mkdir(parents=True, exist_ok=True)
-    datadirs = _prepare(args.dir, args.nodes, args.block_time)
+    datadirs = prepare_localnet(args.dir, args.nodes, args.block_time)
     peer_ids = [load_or_create_identity(d.root).peer_id for d in datadirs]
     p2p_ports = [_free_port() for _ in datadirs]
     rpc_ports = [_free_port() for _ in datadirs]

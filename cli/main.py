@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cli import account, localnet, logs, sim, start, tx
+from cli import account, keys, localnet, logs, sim, start, tx
 from cli.errors import CommandError
 
 
@@ -22,6 +22,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     start.add_parsers(commands)
     account.add_parsers(commands)
     tx.add_parsers(commands)
+    keys.add_parsers(commands)
     localnet.add_parsers(commands)
     sim.add_parser(commands, load_experiments="sim" in argv)
     return parser

@@ -16,7 +16,8 @@ def gridnode(*args: str, stdin: str | None = None, timeout: float = 60) -> subpr
 
 
 @pytest.mark.parametrize("command", [[], ["start"], ["init"], ["account"], ["account", "new"], ["account", "list"],
-                                     ["account", "import"], ["tx"], ["tx", "send"], ["sim"]])
+                                     ["account", "import"], ["tx"], ["tx", "send"], ["sim"], ["keys"],
+                                     ["localnet"]])
 def test_help_everywhere(command):
     result = gridnode(*command, "--help")
     assert result.returncode == 0 and "usage: gridnode" in result.stdout
@@ -109,3 +110,11 @@ def test_sigterm_and_ctrl_c_stop_cleanly(node_factory, sig):
     assert "node stopped" in node.output and "Traceback" not in node.output
     restarted = node_factory(node.datadir)
     assert restarted.web3().eth.block_number >= head
+
+
+def test_keys_are_made_once_and_shown_again(tmp_path):
+    first = gridnode("keys", "--datadir", str(tmp_path / "k"))
+    again = gridnode("keys", "--datadir", str(tmp_path / "k"))
+    assert first.returncode == 0 and first.stdout == again.stdout
+    assert "signer address: 0x" in first.stdout and "node peer id:   12D3KooW" in first.stdout
+    assert oct((tmp_path / "k" / "signer.key").stat().st_mode & 0o777) == "0o600"

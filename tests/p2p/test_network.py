@@ -254,13 +254,13 @@ def network(tmp_path, node_loop):
     nodes: list[Node] = []
 
     def make(*, bootnodes: tuple[str, ...] = (), chain: FakeChain | None = None, start: bool = True,
-             genesis_hash: bytes | None = None, **settings) -> Node:
+             **settings) -> Node:
         chain = chain or FakeChain(node_loop)
         fast = {"listen": ("/ip4/127.0.0.1/tcp/0",), "status_interval": 0.5, "redial_initial": 0.1, "redial_max": 1.0,
                 "handshake_timeout": 5.0, "request_timeout": 5.0, "dial_timeout": 5.0, "ban_seconds": 60.0}
         fast.update(settings)
         config = P2PConfig(datadir=tmp_path / f"node{len(nodes)}", chain_id=CHAIN_ID,
-                           genesis_hash=genesis_hash or chain.canonical[0], bootnodes=bootnodes, **fast)
+                           genesis_hash=chain.canonical[0], bootnodes=bootnodes, **fast)
         node = Node(P2PService(config, chain, node_loop.loop), chain)
         nodes.append(node)
         if start:
@@ -313,7 +313,7 @@ def test_a_peer_offering_only_plaintext_cannot_connect(network):
     assert a.service.peer_count() == 0
 
 
-def test_static_peers_file_is_dialled(network, tmp_path):
+def test_static_peers_file_is_dialled(network):
     a = network()
     b = network(start=False)
     (Path(b.service.config.datadir) / "static-peers.json").write_text(f'["{a.address}"]')
