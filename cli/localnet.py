@@ -72,6 +72,18 @@ def prepare_localnet(root: Path, count: int, block_time: int) -> list[DataDir]:
     return datadirs
 
 
+def stop_processes(processes: list[subprocess.Popen], timeout: float = 20) -> None:
+    """SIGTERM every node, give them `timeout` seconds to close cleanly, then SIGKILL."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def run_localnet(args: argparse.Namespace) -> int:
     if args.nodes < 1:
         raise CommandError("--nodes must be at least 1")
@@ -102,13 +114,6 @@ def run_localnet(args: argparse.Namespace) -> int:
 
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    stop_processes(processes)
     print("localnet stopped", flush=True)
     return 0

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
@@ -38,3 +39,6 @@ def configure(level: str, fmt: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # py-libp2p logs routine disconnect races at ERROR; our p2p layer logs what matters.
+    if not os.environ.get("LIBP2P_DEBUG"):
+        logging.getLogger("libp2p").setLevel(logging.CRITICAL)

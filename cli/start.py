@@ -77,10 +77,14 @@ def _open(datadir: DataDir, genesis: Genesis | None):
 
 
 def _init_devnet(datadir: DataDir) -> None:
-    """First start on an empty data dir: generate a signer and a devnet genesis."""
+    """First start on an uninitialised data dir: a devnet whose one signer is this
+    data dir's signer key (generated unless `gridnode keys` already made one)."""
     datadir.create()
-    key = secrets.token_bytes(32)
-    write_secret(datadir.signer_key_file, key.hex() + "\n")
+    if datadir.signer_key_file.exists():
+        key = read_private_key(datadir.signer_key_file)
+    else:
+        key = secrets.token_bytes(32)
+        write_secret(datadir.signer_key_file, key.hex() + "\n")
     genesis = Genesis.from_json(devnet_genesis_document(Signer(key).address))
     store, _chain = _open(datadir, genesis)
     datadir.genesis_file.write_text(genesis.to_json())

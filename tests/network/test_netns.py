@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from cli.localnet import prepare_localnet
+from cli.localnet import prepare_localnet, stop_processes
 from eth_account import Account
 from helpers import DEV_KEYS
 from network.conftest import wait_until
@@ -85,13 +85,7 @@ def hosts(tmp_path):
         wait_until(lambda: all(w.net.peer_count == 3 for w in clients), 90, "full mesh across namespaces")
         yield clients
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(processes, timeout=30)
         for index in range(4):
             subprocess.run(["ip", "netns", "del", f"{PREFIX}{index}"], check=False)
         subprocess.run(["ip", "link", "del", bridge], check=False)
