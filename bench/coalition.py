@@ -3,7 +3,8 @@
     python bench/coalition.py [--max-prosumers 1000] [--max-players 14] [--solver highs,cbc]
 
 Prints the formation time of a stable partition for 10, 50, 200 and 1,000 prosumers
-(normal profiles), per LP solver, with the number of coalition optimisations; then the
+(normal profiles), per PuLP solver (HiGHS in-process, CBC as a subprocess per LP), with the
+number of coalition optimisations (LPs and closed forms); then the
 time of exact and sampled Shapley values of the coalition game by coalition size.
 """
 from __future__ import annotations
@@ -13,14 +14,14 @@ import time
 
 import numpy as np
 
-from market.economics.coalition import CoalitionGame, form_coalitions
+from market.economics.coalition import CoalitionGame, Solver, form_coalitions
 from market.economics.community import random_community
 from market.economics.shapley import EXACT_MAX_PLAYERS, samples_for, shapley_exact, shapley_sampled
 
 SIZES = (10, 50, 200, 1000)
 
 
-def formation(max_prosumers: int, solvers: list[str]) -> None:
+def formation(max_prosumers: int, solvers: list[Solver]) -> None:
     print(f"{'prosumers':>9} {'solver':>6} {'seconds':>8} {'coalitions':>10} {'optimisations':>13}")
     for n in (s for s in SIZES if s <= max_prosumers):
         community = random_community(n, "normal", np.random.default_rng(n))
@@ -40,7 +41,7 @@ def shapley(max_players: int) -> None:
     print(f"\n{'players':>7} {'exact s':>8} {'sampled s':>9} {'orders':>7} {'bound kWh':>9} {'max |err| kWh':>13}")
     for k in range(4, max_players + 1, 2):
         members = sorted(sellers[:k // 2].tolist() + buyers[:k - k // 2].tolist())
-        game = CoalitionGame(community, solver="highs")
+        game = CoalitionGame(community)
         worth = lambda mask: sum(game.solve([m for b, m in enumerate(members) if mask >> b & 1]).scores.values())
         exact, exact_s = None, float("nan")
         if k <= EXACT_MAX_PLAYERS:
@@ -49,7 +50,7 @@ def shapley(max_players: int) -> None:
             exact_s = time.perf_counter() - start
         width = float((np.abs(game.balance[members]) * np.clip(game.gain[np.ix_(members, members)], 0, None).max(1)).max())
         orders = samples_for(width, 0.05, k, 0.05)
-        game = CoalitionGame(community, solver="highs")  # fresh cache: time the sampled path on its own
+        game = CoalitionGame(community)  # fresh cache: time the sampled path on its own
         start = time.perf_counter()
         estimate = shapley_sampled(k, worth, width, orders, np.random.default_rng(0))
         sampled_s = time.perf_counter() - start

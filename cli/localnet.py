@@ -33,10 +33,16 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "localnet", help="run an N-node network on this machine",
         description="Create (or reuse) N data dirs sharing one genesis in which every node signs, "
                     "and run them in the foreground until Ctrl-C.")
-    parser.add_argument("--nodes", type=int, default=4, help="number of nodes (default 4)")
+    parser.add_argument("--nodes", type=int, default=None,
+                        help="number of nodes (default 4, or one per --hashrates entry)")
     parser.add_argument("--dir", required=True, type=Path, help="directory for the nodes' data dirs")
-    parser.add_argument("--engine", default="poa", choices=["poa"], help="consensus engine (default poa)")
-    parser.add_argument("--block-time", type=int, default=1, help="seconds between blocks (default 1)")
+    parser.add_argument("--engine", default="poa", choices=["poa", "pow"], help="consensus engine (default poa)")
+    parser.add_argument("--block-time", type=int, default=None,
+                        help="target seconds between blocks (default 1 for poa, 2 for pow)")
+    parser.add_argument("--hashrates", metavar="H1,H2,…",
+                        help="pow: each node's hash-rate cap in hashes/s, one per node (sets their shares β_j)")
+    parser.add_argument("--difficulty", type=int, default=None,
+                        help="pow: initial difficulty (default: total hash rate × block time)")
     parser.set_defaults(func=run_localnet)
 
 
@@ -46,8 +52,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def prepare_localnet(root: Path, count: int, block_time: int) -> list[DataDir]:
-    """Keys, genesis and initialised data dirs; reused as they are if already made."""
+def prepare_localnet(root: Path, count: int, block_time: int, consensus: dict | None = None) -> list[DataDir]:
+    """Keys, genesis and initialised data dirs; reused as they are if already made.
+    Every node is a PoA signer unless `consensus` names another engine's parameters."""
     datadirs = [DataDir(root / f"node{index}") for index in range(count)]
     if all(d.is_initialised() for d in datadirs):
         return datadirs
@@ -62,7 +69,7 @@ def prepare_localnet(root: Path, count: int, block_time: int) -> list[DataDir]:
         peer_ids.append(load_or_create_identity(datadir.root).peer_id)
     document = devnet_genesis_document(Signer(b"\x01" * 32).address)
     document.update(name=LOCALNET_NAME, blockTime=block_time, timestamp=int(time.time()), nodes=peer_ids)
-    document["consensus"] = {"engine": "poa", "signers": signers}
+    document["consensus"] = consensus or {"engine": "poa", "signers": signers}
     genesis = Genesis.from_json(document)
     (root / "genesis.json").write_text(genesis.to_json())
     for datadir in datadirs:
@@ -84,11 +91,35 @@ def stop_processes(processes: list[subprocess.Popen], timeout: float = 20) -> No
             process.kill()
 
 
+def _hashrates(args: argparse.Namespace) -> list[int]:
+    """One cap per node under PoW (50,000 hashes/s each unless given); none under PoA."""
+    if args.hashrates is None:
+        return [50_000] * (args.nodes or 4) if args.engine == "pow" else []
+    if args.engine != "pow":
+        raise CommandError("--hashrates is for --engine pow")
+    try:
+        rates = [int(part) for part in args.hashrates.split(",")]
+    except ValueError:
+        raise CommandError("--hashrates takes comma-separated integers, e.g. 1000,2000,3000") from None
+    if any(rate < 1 for rate in rates):
+        raise CommandError("every hash rate must be at least 1")
+    if args.nodes is not None and args.nodes != len(rates):
+        raise CommandError(f"--hashrates lists {len(rates)} rates for {args.nodes} nodes")
+    return rates
+
+
 def run_localnet(args: argparse.Namespace) -> int:
+    hashrates = _hashrates(args)
+    args.nodes = args.nodes or len(hashrates) or 4
     if args.nodes < 1:
         raise CommandError("--nodes must be at least 1")
+    block_time = args.block_time or (2 if args.engine == "pow" else 1)
+    consensus = None
+    if args.engine == "pow":
+        difficulty = args.difficulty or sum(hashrates) * block_time
+        consensus = {"engine": "pow", "difficulty": difficulty, "minDifficulty": max(difficulty // 10, 1)}
     args.dir.mkdir(parents=True, exist_ok=True)
-    datadirs = prepare_localnet(args.dir, args.nodes, args.block_time)
+    datadirs = prepare_localnet(args.dir, args.nodes, block_time, consensus)
     peer_ids = [load_or_create_identity(d.root).peer_id for d in datadirs]
     p2p_ports = [_free_port() for _ in datadirs]
     rpc_ports = [_free_port() for _ in datadirs]
@@ -100,6 +131,8 @@ def run_localnet(args: argparse.Namespace) -> int:
         for other, address in enumerate(addresses):
             if other != index:
                 command += ["--bootnode", address]
+        if hashrates:
+            command += ["--hashrate", str(hashrates[index])]
         log_file = open(datadir.root / "node.log", "a")
         processes.append(subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
                                           start_new_session=True))

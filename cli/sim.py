@@ -17,6 +17,7 @@ EXPERIMENTS = {
     "households": "Household non-cooperative trading game (paper 001)",
     "coalition": "PoEG coalition formation and loss saving (paper 003 ch. 3, Fig. 3.9)",
     "v2v": "Federated EV V2V trading with PoSOC (paper 003 ch. 4)",
+    "pow-mining": "PoW Poisson mining model, Fig. 4(e), and a live PoW localnet (paper 000)",
 }
 
 
@@ -32,12 +33,16 @@ def add_parser(subparsers: argparse._SubParsersAction, load_experiments: bool = 
         parser.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of tables")
         parser.add_argument("--plot", metavar="FILE.png", help="write the experiment's figure to this PNG file")
         if load_experiments:
-            importlib.import_module(f"market.experiments.{name}").add_arguments(parser)
+            importlib.import_module(_module(name)).add_arguments(parser)
         parser.set_defaults(func=run)
 
 
+def _module(experiment: str) -> str:
+    return "market.experiments." + experiment.replace("-", "_")
+
+
 def run(args: argparse.Namespace) -> int:
-    experiment = importlib.import_module(f"market.experiments.{args.experiment}")
+    experiment = importlib.import_module(_module(args.experiment))
     result = experiment.run(args, progress=not args.json and sys.stderr.isatty())
     if args.json:
         json.dump(result, sys.stdout, sort_keys=True)

@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 
 from cli.errors import CommandError
-from consensus.engine import Signer
+from consensus.engine import SealOptions, Signer
 from genesis.config import Genesis, GenesisError
 from genesis.devnet import dev_accounts, devnet_genesis_document
 from node.datadir import DataDir, read_private_key, write_secret
@@ -20,6 +20,8 @@ from node.store import DatabaseLocked
 
 DEFAULT_DATADIR = "./gridnode-data"
 DEVNET_NAME = "gridnode-devnet"
+DEFAULT_HASHRATE = 50_000
+"""Enough for the devnet's difficulty, little enough to leave the RPC its CPU."""
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -39,6 +41,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     start.add_argument("--no-p2p", action="store_true", help="run without networking (a lone devnet)")
     start.add_argument("--signer-key", type=Path, metavar="FILE",
                        help="hex private key file this node seals blocks with (default DATADIR/signer.key if present)")
+    start.add_argument("--engine", choices=["poa", "pow"], default="poa",
+                       help="consensus engine of a new devnet (default poa; ignored once a data dir is initialised)")
+    start.add_argument("--hashrate", type=int, default=DEFAULT_HASHRATE, metavar="H",
+                       help=f"PoW: hashes per second this node may spend mining (default {DEFAULT_HASHRATE})")
     start.add_argument("--txpool-size", type=int, default=MempoolLimits.max_transactions,
                        help=f"most transactions held in the mempool (default {MempoolLimits.max_transactions})")
     start.add_argument("--txpool-account-limit", type=int, default=MempoolLimits.max_per_sender,
@@ -76,7 +82,7 @@ def _open(datadir: DataDir, genesis: Genesis | None):
         raise CommandError(str(exc)) from None
 
 
-def _init_devnet(datadir: DataDir) -> None:
+def _init_devnet(datadir: DataDir, engine: str) -> None:
     """First start on an uninitialised data dir: a devnet whose one signer is this
     data dir's signer key (generated unless `gridnode keys` already made one)."""
     datadir.create()
@@ -85,7 +91,7 @@ def _init_devnet(datadir: DataDir) -> None:
     else:
         key = secrets.token_bytes(32)
         write_secret(datadir.signer_key_file, key.hex() + "\n")
-    genesis = Genesis.from_json(devnet_genesis_document(Signer(key).address))
+    genesis = Genesis.from_json(devnet_genesis_document(Signer(key).address, engine))
     store, _chain = _open(datadir, genesis)
     datadir.genesis_file.write_text(genesis.to_json())
     store.close()
@@ -114,7 +120,7 @@ def _print_devnet_accounts() -> None:
 def run_start(args: argparse.Namespace) -> int:
     datadir = DataDir(Path(args.datadir))
     if not datadir.is_initialised():
-        _init_devnet(datadir)
+        _init_devnet(datadir, args.engine)
     signer = _signer(args, datadir)
     store, chain = _open(datadir, None)
     try:
@@ -124,7 +130,8 @@ def run_start(args: argparse.Namespace) -> int:
                             cors_origins=tuple(o for o in args.rpc_cors.split(",") if o),
                             mempool=MempoolLimits(args.txpool_size, args.txpool_account_limit),
                             accounts=tuple(keystore_addresses(datadir.keystore)),
-                            listen=() if args.no_p2p else (args.listen,), bootnodes=tuple(args.bootnode))
+                            listen=() if args.no_p2p else (args.listen,), bootnodes=tuple(args.bootnode),
+                            seal=SealOptions(hashrate=args.hashrate))
         node = Node(config, store, chain)
         devnet = chain.genesis.name == DEVNET_NAME
 

@@ -3,6 +3,7 @@
 they never ask which engine they run."""
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Protocol
@@ -39,6 +40,18 @@ class Signer:
 
 
 @dataclass(frozen=True)
+class SealOptions:
+    """This node's own sealing settings (not consensus rules)."""
+
+    hashrate: int | None = None
+    """Hashes per second a grinding engine may spend (PoW's `--hashrate`); None for no cap."""
+
+
+NEVER = threading.Event()
+"""A stop signal that is never set, for sealing that must simply finish."""
+
+
+@dataclass(frozen=True)
 class HeaderFields:
     """What the engine decides about a new header before transactions run."""
 
@@ -68,13 +81,18 @@ class Engine(ABC):
         `parent`, or None if it may not produce at that height at all."""
 
     @abstractmethod
-    def prepare(self, chain: ChainReader, parent: Header, producer: Address, state: State) -> HeaderFields:
-        """The engine's fields for a child of `parent` made by `producer`, given the
-        parent's post-state. Deterministic: validators recompute and compare it."""
+    def prepare(self, chain: ChainReader, parent: Header, producer: Address, timestamp: int,
+                state: State) -> HeaderFields:
+        """The engine's fields for a child of `parent` made by `producer` at `timestamp`,
+        given the parent's post-state. Deterministic: validators recompute and compare it."""
 
     @abstractmethod
-    def seal(self, header: Header, signer: Signer) -> Header:
-        """Return `header` with a valid seal."""
+    def seal(self, header: Header, signer: Signer, stop: threading.Event = NEVER,
+             options: SealOptions = SealOptions()) -> Header | None:
+        """Return `header` with a valid seal, or None if `stop` is set first.
+
+        May take long (PoW grinds), so the node calls it off the event loop and sets
+        `stop` when a better block arrives."""
 
     @abstractmethod
     def verify_header(self, chain: ChainReader, header: Header, parent: Header) -> None:

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from consensus.engine import Engine
 from consensus.poa import PoAConfig, ProofOfAuthority
+from consensus.pow import PoWConfig, ProofOfWork
 
 ENGINES = {
     "poa": lambda params, block_time: ProofOfAuthority(PoAConfig.from_params(params, block_time)),
+    "pow": lambda params, block_time: ProofOfWork(PoWConfig.from_params(params, block_time)),
 }
 
 

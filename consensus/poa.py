@@ -14,9 +14,10 @@ the header chain alone, and validators check the checkpoint against the
 contract's state when they execute it."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
-from consensus.engine import ChainReader, Engine, HeaderFields, Signer
+from consensus.engine import NEVER, ChainReader, Engine, HeaderFields, SealOptions, Signer
 from vm.blocks import Header, InvalidBlock, Receipt
 from vm.crypto import InvalidSignature, recover_address
 from vm.native.signers import MAX_SIGNERS, SIGNERS
@@ -111,13 +112,15 @@ class ProofOfAuthority(Engine):
         distance = (signers.index(producer) - (parent.number + 1)) % len(signers)
         return earliest + distance * self.config.period
 
-    def prepare(self, chain: ChainReader, parent: Header, producer: Address, state: State) -> HeaderFields:
+    def prepare(self, chain: ChainReader, parent: Header, producer: Address, timestamp: int,
+                state: State) -> HeaderFields:
         """Difficulty by turn; a checkpoint also carries the voted signer set from the parent's state."""
         in_turn = self._in_turn(parent.number + 1, producer, self.signers(chain, parent))
         extra = b"".join(SIGNERS.current(state)) if self._is_checkpoint(parent.number + 1) else b""
         return HeaderFields(difficulty=IN_TURN if in_turn else OUT_OF_TURN, extra_data=extra)
 
-    def seal(self, header: Header, signer: Signer) -> Header:
+    def seal(self, header: Header, signer: Signer, stop: threading.Event = NEVER,
+             options: SealOptions = SealOptions()) -> Header | None:
         return header.with_seal(signer.sign(header.seal_hash))
 
     def author(self, header: Header) -> Address:

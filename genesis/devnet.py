@@ -31,8 +31,15 @@ def dev_accounts(count: int = DEVNET_ACCOUNTS) -> list[DevAccount]:
     return accounts
 
 
-def devnet_genesis_document(signer: Address) -> dict:
-    """The shipped devnet.json with `signer` as its only PoA signer."""
+POW_DEVNET_CONSENSUS = {"engine": "pow", "difficulty": 20_000, "minDifficulty": 5_000}
+"""At the default 50,000 hashes/s cap a block takes a fraction of a second to mine."""
+
+
+def devnet_genesis_document(signer: Address, engine: str = "poa") -> dict:
+    """The shipped devnet.json with `signer` as its only PoA signer, or under PoW."""
     document = json.loads(resources.files("genesis").joinpath("devnet.json").read_text())
-    document["consensus"]["signers"] = [signer.to_checksum()]
+    if engine == "pow":
+        document["consensus"] = dict(POW_DEVNET_CONSENSUS)
+    else:
+        document["consensus"]["signers"] = [signer.to_checksum()]
     return document

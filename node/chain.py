@@ -62,6 +62,9 @@ class ExecutedBlock:
     undo: list[tuple[bytes, bytes | None]]
     tree_update: TreeUpdate
 
+    def sealed(self, header: Header) -> "ExecutedBlock":
+        return replace(self, block=Block(header, self.block.transactions))
+
 
 class _Overlay:
     """Head state seen through pending changes (a rolled-back or half-applied branch)."""
@@ -94,6 +97,10 @@ class Chain:
             raise GenesisError(f"data dir holds chain 0x{self.genesis_block_hash().hex()}, "
                                f"the genesis file makes 0x{expected.hex()}")
         self.head = self.header_by_hash(store.head_hash())
+        self.orphans: dict[bytes, Address] = {
+            header.hash: header.producer for header in store.headers()
+            if store.canonical_hash(header.number) != header.hash}
+        """Stored blocks that are not canonical (side blocks and reorged-out ones), by producer."""
         log.info("chain open", extra={"head": self.head.number, "hash": "0x" + self.head.hash.hex()})
 
     def subscribe(self, listener: Callable[[Header, list[Transaction]], None]) -> None:
@@ -198,14 +205,15 @@ class Chain:
         base_fee = next_base_fee(parent.gas_limit, parent.gas_used, parent.base_fee, self.genesis.min_base_fee)
         return BlockEnvironment(self.chain_id, parent.number + 1, timestamp, producer, base_fee, parent.gas_limit)
 
-    def seal_executed(self, parent: Header, env: BlockEnvironment, fields: HeaderFields, state: State,
-                      transactions: list[Transaction], receipts: tuple[Receipt, ...], signer) -> ExecutedBlock:
-        """Finish a block whose transactions ran on `state` (over the head): rewards, roots, seal."""
+    def finish_block(self, parent: Header, env: BlockEnvironment, fields: HeaderFields, state: State,
+                     transactions: list[Transaction], receipts: tuple[Receipt, ...]) -> ExecutedBlock:
+        """Complete a block whose transactions ran on `state` (over the head): rewards and
+        roots. The header comes back unsealed; `ExecutedBlock.sealed` adds the seal."""
         header = self._unsealed_header(parent, env, fields, transactions, receipts)
         self.engine.finalize(self, header, state, receipts)
         changes = state.changes()
         update = self.state_db.tree.prepare(changes)
-        block = Block(self.engine.seal(replace(header, state_root=update.root), signer), tuple(transactions))
+        block = Block(replace(header, state_root=update.root), tuple(transactions))
         return ExecutedBlock(block, receipts, changes, self.state_db.undo_for(changes), update)
 
     def _unsealed_header(self, parent: Header, env: BlockEnvironment, fields: HeaderFields, transactions,
@@ -246,6 +254,7 @@ class Chain:
             with self.store.batch() as batch:
                 put_block(batch, header, block.encode_body(), weight)
             self._headers.put(header.hash, header)
+            self.orphans[header.hash] = header.producer
             log.info("side block stored", extra={"number": header.number, "hash": "0x" + header.hash.hex()})
             return ImportStatus.SIDE
         self._switch_to(block)
@@ -311,7 +320,7 @@ class Chain:
         """Run a block on `reader` (its parent's state) and check everything but the state root."""
         header = block.header
         state = State(reader)
-        expected = self.engine.prepare(self, parent, header.producer, state)
+        expected = self.engine.prepare(self, parent, header.producer, header.timestamp, state)
         if (header.difficulty, header.extra_data) != (expected.difficulty, expected.extra_data):
             raise InvalidBlock(f"engine fields differ from what the engine prepares: difficulty "
                                f"{header.difficulty} (want {expected.difficulty})")
@@ -339,6 +348,7 @@ class Chain:
                 for prefix in (b"h", b"b", b"w"):
                     batch.delete(prefix + block.hash)
         self._headers.pop(block.hash, None)
+        self.orphans.pop(block.hash, None)
 
     def _commit_branch(self, ancestor: Header, executed: list[ExecutedBlock], changes: dict[bytes, bytes | None],
                        update: TreeUpdate) -> None:
@@ -362,6 +372,10 @@ class Chain:
             self._receipts.put(result.block.hash, list(result.receipts))
             self._bodies.put(result.block.hash, list(result.block.transactions))
         self.head = executed[-1].block.header
+        for old in abandoned:
+            self.orphans[old.hash] = old.header.producer
+        for result in executed:
+            self.orphans.pop(result.block.hash, None)
         included = {tx.hash for result in executed for tx in result.block.transactions}
         orphaned = [tx for old in abandoned for tx in old.transactions if tx.hash not in included]
         if abandoned:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from typing import Callable
 
-from consensus.engine import Signer
+from consensus.engine import SealOptions, Signer
 from node.chain import Chain, ExecutedBlock
 from node.mempool import Mempool
 from vm.blocks import Block
@@ -17,16 +18,17 @@ from vm.types import Address
 log = logging.getLogger("gridnode.producer")
 
 
-def build_block(chain: Chain, mempool: Mempool, signer: Signer, timestamp: int) -> ExecutedBlock:
-    """Apply the best executable transactions to a child of the head, up to the gas limit.
+def build_block(chain: Chain, mempool: Mempool, producer: Address, timestamp: int) -> ExecutedBlock:
+    """Apply the best executable transactions to a child of the head, up to the gas limit;
+    the block comes back unsealed.
 
     A transaction that fails validation here (its sender spent the funds in an
     earlier transaction of this block, say) is dropped from the pool with a
     logged reason; the sender's later transactions wait for the next block."""
     parent = chain.head
-    env = chain.environment(parent, timestamp, signer.address)
+    env = chain.environment(parent, timestamp, producer)
     state = chain.state()
-    fields = chain.engine.prepare(chain, parent, signer.address, state)
+    fields = chain.engine.prepare(chain, parent, producer, timestamp, state)
     included, receipts = [], []
     skipped: set[Address] = set()
     cumulative = 0
@@ -47,31 +49,45 @@ def build_block(chain: Chain, mempool: Mempool, signer: Signer, timestamp: int) 
         cumulative = receipt.cumulative_gas_used
         included.append(tx)
         receipts.append(receipt)
-    return chain.seal_executed(parent, env, fields, state, included, tuple(receipts), signer)
+    return chain.finish_block(parent, env, fields, state, included, tuple(receipts))
 
 
-def produce_block(chain: Chain, mempool: Mempool, signer: Signer, timestamp: int) -> ExecutedBlock:
-    executed = build_block(chain, mempool, signer, timestamp)
+def produce_block(chain: Chain, mempool: Mempool, signer: Signer, timestamp: int,
+                  options: SealOptions = SealOptions()) -> ExecutedBlock:
+    """Build, seal and commit a block in one go (tests and tools; the node's loop seals off-thread)."""
+    executed = build_block(chain, mempool, signer.address, timestamp)
+    executed = executed.sealed(chain.engine.seal(executed.block.header, signer, options=options))
+    commit(chain, executed)
+    return executed
+
+
+def commit(chain: Chain, executed: ExecutedBlock) -> None:
     chain.commit_built(executed)
     header = executed.block.header
     level = logging.INFO if executed.block.transactions else logging.DEBUG
     log.log(level, "sealed block", extra={"number": header.number, "hash": "0x" + header.hash.hex(),
                                     "txs": len(executed.block.transactions), "gas_used": header.gas_used})
-    return executed
 
 
 class BlockProducer:
     """Seals a block each time the engine's production time for this signer comes,
-    and starts over whenever the head moves (a block arrived from a peer)."""
+    and starts over whenever the head moves (a block arrived from a peer). Sealing
+    runs in a worker thread, since a PoW seal grinds; a new head stops it."""
 
     def __init__(self, chain: Chain, mempool: Mempool, signer: Signer,
-                 announce: Callable[[Block], None] | None = None) -> None:
+                 announce: Callable[[Block], None] | None = None, options: SealOptions = SealOptions()) -> None:
         self.chain = chain
         self.mempool = mempool
         self.signer = signer
         self.announce = announce
+        self.options = options
         self._head_moved = asyncio.Event()
-        chain.subscribe(lambda head, orphaned: self._head_moved.set())
+        self._stop_sealing = threading.Event()
+        chain.subscribe(self._on_new_head)
+
+    def _on_new_head(self, head, orphaned) -> None:
+        self._head_moved.set()
+        self._stop_sealing.set()
 
     async def _wait_for_head_change(self, seconds: float) -> None:
         try:
@@ -80,8 +96,10 @@ class BlockProducer:
             pass
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             self._head_moved.clear()
+            self._stop_sealing.clear()
             parent = self.chain.head
             when = self.chain.engine.production_time(self.chain, parent, self.signer.address)
             if when is None:
@@ -92,7 +110,13 @@ class BlockProducer:
             await self._wait_for_head_change(when - time.time())
             if self.chain.head.hash != parent.hash:
                 continue
-            executed = produce_block(self.chain, self.mempool, self.signer, max(when, int(time.time())))
+            executed = build_block(self.chain, self.mempool, self.signer.address, max(when, int(time.time())))
+            header = await loop.run_in_executor(None, self.chain.engine.seal, executed.block.header, self.signer,
+                                                self._stop_sealing, self.options)
+            if header is None or self._stop_sealing.is_set():
+                continue  # the head moved while sealing: this block is stale
+            executed = executed.sealed(header)
+            commit(self.chain, executed)
             if self.announce is not None:
                 self.announce(executed.block)
             await asyncio.sleep(0)

@@ -12,7 +12,7 @@ from typing import Callable
 
 from aiohttp import web
 
-from consensus.engine import Signer
+from consensus.engine import SealOptions, Signer
 from genesis.config import Genesis
 from node.chain import Chain
 from node.datadir import DataDir
@@ -44,6 +44,7 @@ class NodeConfig:
     listen: tuple[str, ...] = ("/ip4/0.0.0.0/tcp/30303",)
     """libp2p listen multiaddrs; empty runs the node without networking."""
     bootnodes: tuple[str, ...] = ()
+    seal: SealOptions = SealOptions()
 
 
 def open_chain(datadir: DataDir, genesis: Genesis | None = None) -> tuple[Store, Chain]:
@@ -70,7 +71,8 @@ class Node:
         self.intake = TransactionIntake(chain, self.mempool)
         self.network: P2PService | None = None
         signer = config.signer
-        self.producer = BlockProducer(chain, self.mempool, signer, announce=self._announce_block) if signer else None
+        self.producer = (BlockProducer(chain, self.mempool, signer, announce=self._announce_block, options=config.seal)
+                         if signer else None)
         self.rpc_url = f"http://{config.rpc_host}:{config.rpc_port}"
 
     def _announce_block(self, block) -> None:

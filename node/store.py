@@ -90,6 +90,11 @@ class Store:
         block_hash, index = rlp.decode(value)
         return Hash32(block_hash), int.from_bytes(index, "big")
 
+    def headers(self) -> Iterator[Header]:
+        """Every stored header, canonical or not (for start-up indexes)."""
+        for value in self.db.iterator(prefix=b"h", include_key=False):
+            yield Header.decode(value)
+
     def state_items(self) -> Iterator[tuple[bytes, bytes]]:
         yield from self.db.iterator(prefix=STATE, include_key=True)
 

@@ -23,10 +23,10 @@ def node_factory(tmp_path):
             node.kill()
 
 
-@pytest.fixture(scope="module")
-def devnet(tmp_path_factory):
-    """One devnet node shared by a module's tests."""
-    node = NodeProcess(tmp_path_factory.mktemp("devnet")).start()
+@pytest.fixture(scope="module", params=["poa", "pow"])
+def devnet(request, tmp_path_factory):
+    """One devnet node shared by a module's tests, once under each consensus engine."""
+    node = NodeProcess(tmp_path_factory.mktemp(f"devnet-{request.param}"), ("--engine", request.param)).start()
     yield node
     if node.alive():
         assert node.stop() == 0, "node did not stop cleanly on SIGTERM"

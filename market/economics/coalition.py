@@ -9,10 +9,12 @@ g_ij = f_id + f_dj − f_ij, subject to Σ_j X_ij ≤ s_i and Σ_i X_ij ≤ b_j.
 (3.19), and since 𝒫𝒮_S = Σ 𝒫𝒮_i + G(S) (3.5–3.6) the LP also maximises the coalition's
 proof score (3.9).
 
-Fast and exact. CBC (via PuLP) or HiGHS solves the general LP. When the coalition has one
-seller or one buyer the LP is a fractional knapsack with unit weights, and filling the
-spokes in descending g is optimal; that closed form, with its dual prices, replaces the
-solver there. Every solution carries the dual prices u_i, v_j of the balance constraints.
+Fast and exact. PuLP states the general LP and hands it to HiGHS in-process (through
+highspy, the default) or to CBC (a subprocess per LP, several times slower). When the
+coalition has one seller or one buyer the LP is a fractional knapsack with unit weights,
+and filling the spokes in descending g is optimal; that closed form, with its dual prices,
+replaces the solver there. Every solution carries the dual prices u_i, v_j of the balance
+constraints.
 
 Merge-and-split with the Pareto order (Definitions 2–4). A merge is profitable when no
 member's 𝒫𝒮_Si falls and the total rises. Duals make the search exact without trying every
@@ -27,19 +29,20 @@ rule so tests and validators can check it.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pulp
-from scipy.optimize import linprog
 
 from market.economics.community import Community
 from market.economics.line_loss import FloatLosses, LossModel
 from market.economics.poeg import Plan, coalition_saving, member_scores
 
-Solver = Literal["cbc", "highs"]
+Solver = Literal["highs", "cbc"]
+SOLVERS: tuple[Solver, ...] = ("highs", "cbc")
 TOLERANCE_KWH = 1e-9
 """Score changes smaller than this are solver noise, not a preference."""
 
@@ -83,11 +86,11 @@ class Formation:
 class CoalitionGame:
     """The community's coalition game in floats: optimal plans cached by member set."""
 
-    def __init__(self, community: Community, model: LossModel = LossModel(), solver: Solver = "cbc",
+    def __init__(self, community: Community, model: LossModel = LossModel(), solver: Solver = "highs",
                  closed_form: bool = True) -> None:
         self.community = community
         self.losses = FloatLosses(community, model)
-        self.solver = solver
+        self.solver = lp_solver(solver)
         self.closed_form = closed_form  # one-seller / one-buyer coalitions by the greedy closed form
         self.balance = np.asarray(community.balance_wh, dtype=float) / 1000.0
         self.gain = self.losses.edc_rate[:, None] + self.losses.edc_rate[None, :] - self.losses.pair_rate
@@ -147,57 +150,52 @@ class CoalitionGame:
         rate, edc = self.losses.pair_rate, self.losses.edc_rate
         supply = [float(self.balance[i]) for i in sellers]
         demand = [float(-self.balance[j]) for j in buyers]
-        if self.solver == "cbc":
-            x, duals = _solve_cbc(rate[np.ix_(sellers, buyers)], edc[sellers], edc[buyers], supply, demand)
-        else:
-            x, duals = _solve_highs(rate[np.ix_(sellers, buyers)], edc[sellers], edc[buyers], supply, demand)
+        x, duals = _solve_lp(rate[np.ix_(sellers, buyers)], edc[sellers], edc[buyers], supply, demand, self.solver)
         trades = [(s, b, float(x[a, c])) for a, s in enumerate(sellers) for c, b in enumerate(buyers)]
         shadow = {k: max(0.0, float(edc[k]) - float(duals[n])) for n, k in enumerate(sellers + buyers)}
         return trades, shadow
 
 
-def _solve_cbc(rate: np.ndarray, seller_edc: np.ndarray, buyer_edc: np.ndarray,
-               supply: Sequence[float], demand: Sequence[float]) -> tuple[np.ndarray, list[float]]:
-    """The LP with PuLP and CBC; returns X and the equality duals (sellers, then buyers)."""
+def lp_solver(name: Solver) -> pulp.LpSolver:
+    """PuLP's HiGHS, in-process through highspy, or PuLP's bundled CBC, both silent."""
+    if name == "highs":
+        return pulp.HiGHS(msg=False)
+    if name != "cbc":
+        raise ValueError(f"unknown LP solver {name!r}; choose one of {SOLVERS}")
+    with warnings.catch_warnings():
+        # PuLP 3.3 deprecates PULP_CBC_CMD for COIN_CMD with a CBC installed from the
+        # `pulp[cbc]` extra (cbcbox), which gridnode does not ship; the binary bundled
+        # with PuLP 3.x is the only CBC here, so its notice is silenced where it is made.
+        warnings.filterwarnings("ignore", message="PULP_CBC_CMD is deprecated", category=DeprecationWarning)
+        return pulp.PULP_CBC_CMD(msg=False)
+
+
+def _solve_lp(rate: np.ndarray, seller_edc: np.ndarray, buyer_edc: np.ndarray, supply: Sequence[float],
+              demand: Sequence[float], solver: pulp.LpSolver) -> tuple[np.ndarray, list[float]]:
+    """The LP in PuLP; returns X and the equality duals (sellers, then buyers). Expressions are
+    built from (variable, coefficient) lists: PuLP's operator overloading costs more than
+    HiGHS's solve on these small LPs."""
     ns, nb = rate.shape
     problem = pulp.LpProblem("coalition_loss", pulp.LpMinimize)
     x = [[problem.add_variable(f"x_{a}_{c}", lowBound=0) for c in range(nb)] for a in range(ns)]
     to_edc = [problem.add_variable(f"e_{a}_d", lowBound=0) for a in range(ns)]
     from_edc = [problem.add_variable(f"e_d_{c}", lowBound=0) for c in range(nb)]
-    problem += (pulp.lpSum(float(rate[a, c]) * x[a][c] for a in range(ns) for c in range(nb))
-                + pulp.lpSum(float(seller_edc[a]) * to_edc[a] for a in range(ns))
-                + pulp.lpSum(float(buyer_edc[c]) * from_edc[c] for c in range(nb)))
-    rows = []
-    for a in range(ns):  # (3.12) a seller's surplus left after inside trades goes to the EDC
-        rows.append(pulp.lpSum(x[a]) + to_edc[a] == supply[a])
-    for c in range(nb):  # (3.13) a buyer's deficit left after inside trades comes from the EDC
-        rows.append(pulp.lpSum(x[a][c] for a in range(ns)) + from_edc[c] == demand[c])
-    for k, row in enumerate(rows):
-        problem += row, f"balance_{k}"
-    status = problem.solve(pulp.PULP_CBC_CMD(msg=False))
+    problem.setObjective(pulp.LpAffineExpression(
+        [(x[a][c], float(rate[a, c])) for a in range(ns) for c in range(nb)]
+        + [(v, float(f)) for v, f in zip(to_edc, seller_edc)]
+        + [(v, float(f)) for v, f in zip(from_edc, buyer_edc)]))
+    # (3.12) a seller's surplus left after inside trades goes to the EDC;
+    # (3.13) a buyer's deficit left after inside trades comes from the EDC.
+    rows = [[*x[a], to_edc[a]] for a in range(ns)] + [[*(x[a][c] for a in range(ns)), from_edc[c]] for c in range(nb)]
+    balances = [pulp.LpConstraint(pulp.LpAffineExpression([(v, 1.0) for v in row]), pulp.LpConstraintEQ,
+                                  f"balance_{k}", float(rhs)) for k, (row, rhs) in enumerate(zip(rows, [*supply, *demand]))]
+    for constraint in balances:
+        problem.addConstraint(constraint)
+    status = problem.solve(solver)
     if pulp.LpStatus[status] != "Optimal":
         raise RuntimeError(f"coalition LP not solved: {pulp.LpStatus[status]}")
     values = np.array([[x[a][c].value() or 0.0 for c in range(nb)] for a in range(ns)])
-    duals = [problem.get_constraint_by_name(f"balance_{k}").pi for k in range(ns + nb)]
-    return values, duals
-
-
-def _solve_highs(rate: np.ndarray, seller_edc: np.ndarray, buyer_edc: np.ndarray,
-                 supply: Sequence[float], demand: Sequence[float]) -> tuple[np.ndarray, list[float]]:
-    """The same LP with scipy's in-process HiGHS; columns are X (row-major), E_id, E_dj."""
-    ns, nb = rate.shape
-    cost = np.concatenate([rate.ravel(), seller_edc, buyer_edc])
-    rows = np.zeros((ns + nb, ns * nb + ns + nb))
-    for a in range(ns):
-        rows[a, a * nb:(a + 1) * nb] = 1.0
-        rows[a, ns * nb + a] = 1.0
-    for c in range(nb):
-        rows[ns + c, c:ns * nb:nb] = 1.0
-        rows[ns + c, ns * nb + ns + c] = 1.0
-    result = linprog(cost, A_eq=rows, b_eq=np.concatenate([supply, demand]), bounds=(0, None), method="highs")
-    if result.status != 0:
-        raise RuntimeError(f"coalition LP not solved: {result.message}")
-    return result.x[:ns * nb].reshape(ns, nb), list(result.eqlin.marginals)
+    return values, [constraint.pi for constraint in balances]
 
 
 def initial_partition(community: Community) -> list[Coalition]:
@@ -251,7 +249,7 @@ def profitable_split(game: CoalitionGame, coalition: Coalition) -> tuple[Coaliti
     return None
 
 
-def form_coalitions(community: Community, model: LossModel = LossModel(), solver: Solver = "cbc",
+def form_coalitions(community: Community, model: LossModel = LossModel(), solver: Solver = "highs",
                     closed_form: bool = True) -> Formation:
     """Algorithm 3 up to the stable partition: singleton scores, initial pairs, then rounds of
     profitable merges until none is left. Each round tries candidate pairs in descending order

@@ -6,7 +6,8 @@ Nash equilibrium of each half-hour's game, and reports
 
 * household1_peak_cut: how much lower household 1's peak consumption is (the paper: 7 → 6 kW, ≈14 %);
 * grid_peak_cut: how much lower the community's peak draw from the main grid is (the paper: ≈10 %);
-* the main-grid trading between 10:00 and 15:00, which the paper says the game greatly reduces.
+* the main-grid trading between 10:00 and 15:00, which the paper says the game greatly reduces;
+* the day's PV against its consumption, which the paper says is slightly less.
 
 The game has no randomness, so `--seed` changes nothing.
 """
@@ -56,6 +57,9 @@ def run(args: argparse.Namespace, progress: bool) -> dict:
                          "after": round(float(after.grid_import_kw.max()), 3)},
         "midday_main_grid_kwh": {"before": round(_kwh(before.main_traffic_kw, MIDDAY), 3),
                                  "after": round(_kwh(after.main_traffic_kw, MIDDAY), 3)},
+        "pv_kwh": round(float(community.pv_kw.sum() * data.SLOT_HOURS), 3),
+        "consumption_kwh": {"before": round(float(before.consumption_kw.sum() * data.SLOT_HOURS), 3),
+                            "after": round(float(after.consumption_kw.sum() * data.SLOT_HOURS), 3)},
         "equilibrium_slots": sum(after.equilibrium),
         "slots": len(after.equilibrium),
         "slot_starts": list(data.SLOT_STARTS),
@@ -92,6 +96,9 @@ def _print(result: dict) -> None:
     print(f"grid-load peak:   {grid['before']:.2f} → {grid['after']:.2f} kW, cut {result['grid_peak_cut']:.1%} "
           f"(paper ≈10 %)")
     print(f"main-grid trading 10:00-15:00: {midday['before']:.2f} → {midday['after']:.2f} kWh")
+    used = result["consumption_kwh"]
+    print(f"day's PV {result['pv_kwh']:.1f} kWh against consumption {used['before']:.1f} → {used['after']:.1f} kWh "
+          f"(paper: PV slightly less than consumption)")
 
 
 def _plot(result: dict, pv_kw: np.ndarray, path: str) -> None:

@@ -9,6 +9,7 @@ from importlib.metadata import version
 from node.chain import Chain
 from node.mempool import Mempool
 from node.rpc import format as fmt
+from node.rpc.errors import invalid_params
 from vm.native import NATIVE_CONTRACTS
 
 VERSION = version("gridnode")
@@ -75,6 +76,30 @@ class GridApi:
     def grid_contracts(self) -> dict:
         return {contract.name: {"address": contract.address.to_checksum(), "abi": contract.abi}
                 for contract in NATIVE_CONTRACTS.values()}
+
+    def grid_miningStats(self, window=None) -> dict:
+        """Blocks won and orphaned per producer over the last `window` canonical blocks
+        (default all), each producer's measured share, and the current difficulty."""
+        head = self.chain.head
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
+            raise invalid_params("window must be a positive number of blocks")
+        first = max(head.number - window + 1, 1) if window else 1
+        won: dict = {}
+        for number in range(first, head.number + 1):
+            producer = self.chain.header_by_number(number).producer
+            won[producer] = won.get(producer, 0) + 1
+        orphaned: dict = {}
+        for producer in self.chain.orphans.values():
+            orphaned[producer] = orphaned.get(producer, 0) + 1
+        blocks = head.number - first + 1 if head.number else 0
+        miners = sorted(set(won) | set(orphaned), key=lambda a: a.to_checksum())
+        return {
+            "engine": self.chain.engine.name, "fromBlock": first, "toBlock": head.number, "blocks": blocks,
+            "orphans": len(self.chain.orphans), "difficulty": head.difficulty,
+            "orphanRate": len(self.chain.orphans) / (blocks + len(self.chain.orphans)) if blocks else 0.0,
+            "miners": [{"address": m.to_checksum(), "blocks": won.get(m, 0), "orphans": orphaned.get(m, 0),
+                        "share": won.get(m, 0) / blocks if blocks else 0.0} for m in miners],
+        }
 
     def txpool_status(self) -> dict:
         pending, queued = self.mempool.counts(self.chain.state())

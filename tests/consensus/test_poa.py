@@ -34,8 +34,8 @@ def test_turns_weights_and_backup_delays():
     assert ENGINE.production_time(chain, genesis, in_turn) == 102
     assert ENGINE.production_time(chain, genesis, SIGNERS[2].address) == 104
     assert ENGINE.production_time(chain, genesis, SIGNERS[0].address) == 106
-    assert ENGINE.prepare(chain, genesis, in_turn, None).difficulty == 2
-    assert ENGINE.prepare(chain, genesis, SIGNERS[0].address, None).difficulty == 1
+    assert ENGINE.prepare(chain, genesis, in_turn, 102, None).difficulty == 2
+    assert ENGINE.prepare(chain, genesis, SIGNERS[0].address, 106, None).difficulty == 1
     assert ENGINE.production_time(chain, genesis, Signer(b"\x09" * 32).address) is None
 
 

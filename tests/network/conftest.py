@@ -1,6 +1,7 @@
 """A real `gridnode localnet` for the multi-node tests: N node processes on loopback."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -89,18 +90,18 @@ def wait_until(condition, timeout: float, what: str, interval: float = 0.2):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-@pytest.fixture
-def localnet(tmp_path):
-    """Start `gridnode localnet --nodes 4`; every node peered with the other three."""
-    directory = tmp_path / "net"
-    process = subprocess.Popen([sys.executable, "-m", "cli.main", "localnet", "--nodes", "4", "--dir", str(directory)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+@contextlib.contextmanager
+def running_localnet(directory: Path, *args: str):
+    """Run `gridnode localnet --dir DIRECTORY ARGS…` until the block ends; every node peered with all."""
+    process = subprocess.Popen([sys.executable, "-m", "cli.main", "localnet", "--dir", str(directory), *args],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     description_file = directory / "localnet.json"
     wait_until(description_file.exists, 60, "localnet.json")
     net = Localnet(directory, process, json.loads(description_file.read_text()))
+    count = len(net.nodes)
     try:
-        wait_until(lambda: all(net._answers(i) for i in range(4)), 60, "every node's RPC")
-        net.wait_for_peers(range(4), 3)
+        wait_until(lambda: all(net._answers(i) for i in range(count)), 60, "every node's RPC")
+        net.wait_for_peers(range(count), count - 1)
         yield net
     finally:
         process.send_signal(signal.SIGTERM)
@@ -112,3 +113,10 @@ def localnet(tmp_path):
         for node in net.nodes:
             if _alive(node["pid"]):
                 os.kill(node["pid"], signal.SIGKILL)
+
+
+@pytest.fixture
+def localnet(tmp_path):
+    """A 4-signer PoA localnet."""
+    with running_localnet(tmp_path / "net", "--nodes", "4") as net:
+        yield net
