@@ -188,7 +188,8 @@ def _solve_lp(rate: np.ndarray, seller_edc: np.ndarray, buyer_edc: np.ndarray, s
     # (3.13) a buyer's deficit left after inside trades comes from the EDC.
     rows = [[*x[a], to_edc[a]] for a in range(ns)] + [[*(x[a][c] for a in range(ns)), from_edc[c]] for c in range(nb)]
     balances = [pulp.LpConstraint(pulp.LpAffineExpression([(v, 1.0) for v in row]), pulp.LpConstraintEQ,
-                                  f"balance_{k}", float(rhs)) for k, (row, rhs) in enumerate(zip(rows, [*supply, *demand]))]
+                                  f"balance_{k}", float(rhs))
+                for k, (row, rhs) in enumerate(zip(rows, [*supply, *demand]))]
     for constraint in balances:
         problem.addConstraint(constraint)
     status = problem.solve(solver)

@@ -141,6 +141,9 @@ class Evaluation:
     sold_by_band: tuple[float, float, float]
     """kWh sold per stay in (off, mid, on)-peak hours."""
     bought_by_band: tuple[float, float, float]
+    parked_by_band: tuple[float, float, float]
+    """Hours parked per stay in each band: Table 4.1's stays (about 7:00 to 18:00) hold half
+    an off-peak hour on average, which caps what an EV can buy off-peak."""
     score_by_band: tuple[float, float, float]
     """Mean PoSOC hour score (eq. 4.1, kWh) of a parked hour in each band (Fig. 4.7c)."""
     score_discharge_correlation: float
@@ -159,6 +162,7 @@ def evaluate(models: Sequence[ac.Params], test_days: Days) -> Evaluation:
         float(np.concatenate([t.profit.sum(axis=0) for t in runs]).mean()),
         tuple(float(sold[m].sum() / stays) for m in in_band),
         tuple(float(bought[m].sum() / stays) for m in in_band),
+        tuple(float(m.sum() / stays) for m in in_band),
         tuple(float(score[m].mean()) if m.any() else 0.0 for m in in_band),
         float(np.corrcoef(score[active], sold[active])[0, 1]),
     )

@@ -8,7 +8,7 @@ import pytest
 
 from market.economics import actor_critic as ac
 from market.economics.federated import Setup, evaluate, fedavg, train
-from market.economics.v2v import (ACTIONS, CAPACITY_KWH, ETA, OBSERVATION_SIZE, SOC_MAX, SOC_MIN, Days,
+from market.economics.v2v import (ACTIONS, CAPACITY_KWH, ETA, OBSERVATION_SIZE, POWER_KWH, SOC_MAX, SOC_MIN, Days,
                                   sample_days, step)
 
 
@@ -96,6 +96,7 @@ def test_trained_agents_sell_on_peak_and_beat_the_no_delta_baseline():
     baseline = evaluate(train(Setup(evs=3, windows=50, use_delta=False), 0).models, test_days)
     assert ours.sold_by_band[2] > 0.9 * sum(ours.sold_by_band)
     assert ours.bought_by_band[2] < 0.1 * sum(ours.bought_by_band)
+    assert ours.bought_by_band[0] <= POWER_KWH * ours.parked_by_band[0]  # off-peak buying is capped by parking
     assert ours.score_by_band[2] > ours.score_by_band[1]
     assert ours.profit > baseline.profit
 
