@@ -3,6 +3,7 @@ decode, admit to the mempool against the head state, and announce new ones."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Callable
 
 from node.chain import Chain
@@ -14,12 +15,19 @@ from vm.transition import TransactionRejected
 log = logging.getLogger("gridnode.txpool")
 
 
+REANNOUNCE_AFTER = 6.0
+"""Seconds a transaction may sit in the pool before it is gossiped again."""
+REANNOUNCE_BATCH = 500
+
+
 class TransactionIntake:
     def __init__(self, chain: Chain, mempool: Mempool) -> None:
         self.chain = chain
         self.mempool = mempool
         self.announce: Callable[[bytes], None] | None = None
         """Set by the network: called with the raw bytes of every newly admitted transaction."""
+        self._last_announced: dict[bytes, float] = {}
+        """When each pooled transaction was last gossiped (by us or by the peer we had it from)."""
         chain.subscribe(self._after_head_change)
 
     def next_base_fee(self) -> int:
@@ -35,16 +43,41 @@ class TransactionIntake:
         if self.chain.transaction_location(tx.hash) is not None:
             return tx, False
         is_new = self.mempool.add(tx, self.chain.state(), self.next_base_fee())
-        if is_new and not from_network and self.announce is not None:
-            self.announce(tx.raw)
+        if is_new:
+            self._last_announced[tx.hash] = time.monotonic()
+            if not from_network and self.announce is not None:
+                self.announce(tx.raw)
         return tx, is_new
+
+    def reannounce(self, now: float) -> int:
+        """Gossip again the transactions still pooled after REANNOUNCE_AFTER seconds.
+
+        Gossip may drop a message, and a transaction sent to a node that had no peers
+        at the time was never heard: without this, one sent to a node that does not
+        produce blocks could wait forever. Returns how many went out."""
+        if self.announce is None:
+            return 0
+        due = [tx_hash for tx_hash, when in self._last_announced.items() if now - when >= REANNOUNCE_AFTER]
+        sent = 0
+        for tx_hash in due[:REANNOUNCE_BATCH]:
+            tx = self.mempool.get(tx_hash)
+            if tx is None:
+                del self._last_announced[tx_hash]
+                continue
+            self.announce(tx.raw)
+            self._last_announced[tx_hash] = now
+            sent += 1
+        return sent
 
     def _after_head_change(self, head, orphaned: list[Transaction]) -> None:
         """Forget what the new head used, and take back what a reorg abandoned."""
         state = self.chain.state()
         self.mempool.prune(state)
+        for tx_hash in [h for h in self._last_announced if h not in self.mempool]:
+            del self._last_announced[tx_hash]
         for tx in orphaned:
             try:
-                self.mempool.add(tx, state, self.next_base_fee())
+                if self.mempool.add(tx, state, self.next_base_fee()):
+                    self._last_announced[tx.hash] = 0.0  # abandoned by a reorg: gossip it on the next round
             except (InvalidTransaction, TransactionRejected) as exc:
                 log.info("orphaned transaction not re-admitted", extra={"tx": "0x" + tx.hash.hex(), "reason": str(exc)})

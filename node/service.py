@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import signal
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -29,6 +30,8 @@ from node.store import Store
 from vm.types import Address
 
 log = logging.getLogger("gridnode.node")
+
+REANNOUNCE_INTERVAL = 3.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,11 @@ class Node:
                          if signer else None)
         self.rpc_url = f"http://{config.rpc_host}:{config.rpc_port}"
 
+    async def _reannounce_forever(self) -> None:
+        while True:
+            await asyncio.sleep(REANNOUNCE_INTERVAL)
+            self.intake.reannounce(time.monotonic())
+
     def _announce_block(self, block) -> None:
         if self.network is not None:
             self.network.publish_block(block.encode())
@@ -116,6 +124,8 @@ class Node:
             port = runner.addresses[0][1]
             self.rpc_url = f"http://{self.config.rpc_host}:{port}"
             tasks = []
+            if self.network is not None:
+                tasks.append(asyncio.create_task(self._reannounce_forever(), name="reannounce"))
             if self.producer:
                 tasks.append(asyncio.create_task(self.producer.run(), name="producer"))
             log.info("node started", extra={"rpc": self.rpc_url, "chain_id": self.chain.chain_id,

@@ -11,6 +11,18 @@ import time
 from pathlib import Path
 
 import pytest
+from consensus.engine import Signer
+from eth_account import Account
+from genesis.config import Genesis
+from genesis.devnet import devnet_genesis_document
+from helpers import DEV_KEYS
+from node.chain import Chain
+from node.datadir import DataDir, write_secret
+from node.mempool import Mempool
+from node.p2p.identity import load_or_create_identity
+from node.producer import produce_block
+from node.store import Store
+from vm.transactions import decode_transaction
 from web3 import Web3
 
 
@@ -120,3 +132,34 @@ def localnet(tmp_path):
     """A 4-signer PoA localnet."""
     with running_localnet(tmp_path / "net", "--nodes", "4") as net:
         yield net
+
+
+SIGNER = Signer(bytes(range(1, 33)))
+
+
+def make_network(tmp_path, names: list[str], history: int):
+    """Data dirs sharing a one-signer genesis that admits `names`' node keys; the first
+    gets the signer key and `history` blocks already made, with timestamps in the past."""
+    dirs = [DataDir(tmp_path / name) for name in names]
+    peer_ids = [load_or_create_identity(d.root).peer_id for d in dirs]
+    document = devnet_genesis_document(SIGNER.address)
+    document.update(name="sync-test", nodes=peer_ids, timestamp=int(time.time()) - history - 600)
+    genesis = Genesis.from_json(document)
+    for datadir in dirs:
+        store = Store(str(datadir.chaindata))
+        Chain(store, genesis, genesis.create_engine())
+        store.close()
+    write_secret(dirs[0].signer_key_file, SIGNER.private_key.hex())
+    store = Store(str(dirs[0].chaindata))
+    chain = Chain(store, genesis, genesis.create_engine())
+    alice = Account.from_key(DEV_KEYS[1])
+    for number in range(history):
+        mempool = Mempool(chain.chain_id, chain.genesis.gas_limit)
+        if number % 50 == 0:  # some state to carry along, not only empty blocks
+            tx = decode_transaction(bytes(alice.sign_transaction({
+                "to": "0x" + "77" * 20, "value": number + 1, "gas": 21_000, "chainId": 1337, "nonce": number // 50,
+                "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9}).raw_transaction))
+            mempool.add(tx, chain.state(), chain.environment(chain.head, 0, SIGNER.address).base_fee)
+        produce_block(chain, mempool, SIGNER, chain.head.timestamp + 1)
+    store.close()
+    return dirs, genesis

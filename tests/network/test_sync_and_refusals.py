@@ -17,7 +17,7 @@ from eth_account import Account
 from genesis.config import Genesis
 from genesis.devnet import devnet_genesis_document
 from helpers import DEV_KEYS, NodeProcess
-from network.conftest import wait_until
+from network.conftest import SIGNER, make_network, wait_until
 from node.chain import Chain
 from node.datadir import DataDir, write_secret
 from node.mempool import Mempool
@@ -35,36 +35,7 @@ from vm.types import Address, Hash32
 
 pytestmark = pytest.mark.slow
 
-SIGNER = Signer(bytes(range(1, 33)))
 HISTORY = 5_000
-
-
-def make_network(tmp_path, names: list[str], history: int):
-    """Data dirs sharing a one-signer genesis that admits `names`' node keys; the first
-    gets the signer key and `history` blocks already made, with timestamps in the past."""
-    dirs = [DataDir(tmp_path / name) for name in names]
-    peer_ids = [load_or_create_identity(d.root).peer_id for d in dirs]
-    document = devnet_genesis_document(SIGNER.address)
-    document.update(name="sync-test", nodes=peer_ids, timestamp=int(time.time()) - history - 600)
-    genesis = Genesis.from_json(document)
-    for datadir in dirs:
-        store = Store(str(datadir.chaindata))
-        Chain(store, genesis, genesis.create_engine())
-        store.close()
-    write_secret(dirs[0].signer_key_file, SIGNER.private_key.hex())
-    store = Store(str(dirs[0].chaindata))
-    chain = Chain(store, genesis, genesis.create_engine())
-    alice = Account.from_key(DEV_KEYS[1])
-    for number in range(history):
-        mempool = Mempool(chain.chain_id, chain.genesis.gas_limit)
-        if number % 50 == 0:  # some state to carry along, not only empty blocks
-            tx = decode_transaction(bytes(alice.sign_transaction({
-                "to": "0x" + "77" * 20, "value": number + 1, "gas": 21_000, "chainId": 1337, "nonce": number // 50,
-                "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9}).raw_transaction))
-            mempool.add(tx, chain.state(), chain.environment(chain.head, 0, SIGNER.address).base_fee)
-        produce_block(chain, mempool, SIGNER, chain.head.timestamp + 1)
-    store.close()
-    return dirs, genesis
 
 
 def test_late_node_syncs_thousands_of_blocks_and_reports_progress(tmp_path):
