@@ -24,6 +24,7 @@ from node.p2p.service import P2PConfig, P2PService
 from node.producer import BlockProducer
 from node.rpc.admin import AdminApi
 from node.rpc.eth import EthApi
+from node.rpc.filters import FilterApi
 from node.rpc.grid import GridApi, NodeIdentity
 from node.rpc.server import JsonRpcServer, collect_methods
 from node.store import Store
@@ -91,9 +92,10 @@ class Node:
         network = self.network
         identity = NodeIdentity(self.config.signer.address.to_checksum() if self.config.signer else None,
                                 str(self.config.datadir.root), self.rpc_url, network.peer_id if network else None)
+        eth = EthApi(self.chain, self.intake, list(self.config.accounts),
+                     network.sync_progress if network else (lambda: None))
         methods = collect_methods(
-            EthApi(self.chain, self.intake, list(self.config.accounts),
-                   network.sync_progress if network else (lambda: None)),
+            eth, FilterApi(eth),
             GridApi(self.chain, self.mempool, identity, network.peer_count if network else (lambda: 0)),
             AdminApi(network))
         return JsonRpcServer(methods, list(self.config.cors_origins))

@@ -245,7 +245,7 @@ class EthApi:
     def eth_getLogs(self, log_filter) -> list[dict]:
         if not isinstance(log_filter, dict):
             raise invalid_params("filter object expected")
-        addresses, topics = _filter_criteria(log_filter)
+        addresses, topics = filter_criteria(log_filter)
         if "blockHash" in log_filter:
             if "fromBlock" in log_filter or "toBlock" in log_filter:
                 raise invalid_params("blockHash cannot be combined with fromBlock/toBlock")
@@ -261,6 +261,10 @@ class EthApi:
             if last.number - first.number >= LOGS_MAX_BLOCK_RANGE:
                 raise RpcError(SERVER_ERROR, f"block range too large: at most {LOGS_MAX_BLOCK_RANGE} blocks")
             headers = (self.chain.header_by_number(n) for n in range(first.number, last.number + 1))
+        return self.logs_in(headers, addresses, topics)
+
+    def logs_in(self, headers, addresses, topics) -> list[dict]:
+        """Every log of these blocks that matches, blooms first (shared with the filters)."""
         found = []
         for header in headers:
             if not _bloom_may_match(header.logs_bloom, addresses, topics):
@@ -278,7 +282,7 @@ class EthApi:
         return found
 
 
-def _filter_criteria(log_filter: dict) -> tuple[set[str] | None, list[set[str] | None]]:
+def filter_criteria(log_filter: dict) -> tuple[set[str] | None, list[set[str] | None]]:
     raw_addresses = log_filter.get("address")
     if raw_addresses is None:
         addresses = None

@@ -99,3 +99,20 @@ def test_chain_views(w3):
     info = w3.provider.make_request("grid_nodeInfo", [])["result"]
     assert info["chainId"] == 1337 and info["consensus"]["engine"] in ("poa", "pow")
     assert w3.eth.accounts == []
+
+
+def test_polling_filters_see_new_blocks_and_events(w3, registry):
+    block_filter = w3.eth.filter("latest")
+    event_filter = registry.events.Registered.create_filter(from_block="latest")
+    admin, newcomer = wallet(0), Account.create().address
+    tx = registry.functions.register(newcomer, 2, "retailer-1").build_transaction(
+        {"from": admin.address, "nonce": w3.eth.get_transaction_count(admin.address, "pending")})
+    receipt = w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(admin.sign_transaction(tx).raw_transaction), timeout=30)
+    assert receipt.blockHash in block_filter.get_new_entries()
+    assert [e.args.account for e in event_filter.get_new_entries()] == [newcomer]
+    assert event_filter.get_new_entries() == []  # each change is reported once
+    assert [e.args.account for e in event_filter.get_all_entries()] == [newcomer]
+    assert w3.eth.uninstall_filter(block_filter.filter_id)
+    missing = w3.provider.make_request("eth_getFilterChanges", [block_filter.filter_id])
+    assert missing["error"]["message"] == "filter not found"

@@ -1,0 +1,37 @@
+"""Filters forget clients that stop polling, as go-ethereum's do."""
+from __future__ import annotations
+
+import pytest
+from consensus.engine import Signer
+from genesis.config import Genesis
+from genesis.devnet import devnet_genesis_document
+from node.chain import Chain
+from node.intake import TransactionIntake
+from node.mempool import Mempool
+from node.producer import produce_block
+from node.rpc.errors import RpcError
+from node.rpc.eth import EthApi
+from node.rpc.filters import FILTER_TIMEOUT, FilterApi
+from node.store import Store
+
+SIGNER = Signer(b"\x09" * 32)
+
+
+def test_unpolled_filters_expire_and_polled_ones_report_each_block_once(tmp_path):
+    genesis = Genesis.from_json(devnet_genesis_document(SIGNER.address))
+    chain = Chain(Store(str(tmp_path / "c")), genesis, genesis.create_engine())
+    now = [1000.0]
+    filters = FilterApi(EthApi(chain, TransactionIntake(chain, Mempool(1337, genesis.gas_limit)), []),
+                        clock=lambda: now[0])
+    kept, forgotten = filters.eth_newBlockFilter(), filters.eth_newBlockFilter()
+    blocks = [produce_block(chain, Mempool(1337, genesis.gas_limit), SIGNER, n).block for n in (1, 2)]
+    assert filters.eth_getFilterChanges(kept) == ["0x" + b.hash.hex() for b in blocks]
+    assert filters.eth_getFilterChanges(kept) == []
+    now[0] += FILTER_TIMEOUT - 1
+    filters.eth_getFilterChanges(kept)
+    now[0] += 2
+    assert filters.eth_getFilterChanges(kept) == []  # polled 2 s ago: alive
+    with pytest.raises(RpcError, match="filter not found"):
+        filters.eth_getFilterChanges(forgotten)
+    assert filters.eth_uninstallFilter(kept) and not filters.eth_uninstallFilter(kept)
+    chain.store.close()
