@@ -4,6 +4,8 @@
     genesis.json   the genesis this chain was initialised from (a copy, for operators)
     signer.key     this node's sealing key, hex, mode 0600 (generated for the devnet)
     keystore/      encrypted account keys (Web3 Secret Storage, as geth writes them)
+    node.key       the libp2p identity (node/p2p/identity.py)
+    txpool.journal transactions submitted here and not yet mined (node/txjournal.py)
 """
 from __future__ import annotations
 
@@ -27,6 +29,10 @@ class DataDir:
     @property
     def signer_key_file(self) -> Path:
         return self.root / "signer.key"
+
+    @property
+    def txpool_journal(self) -> Path:
+        return self.root / "txpool.journal"
 
     @property
     def keystore(self) -> Path:

@@ -8,6 +8,7 @@ from typing import Callable
 
 from node.chain import Chain
 from node.mempool import Mempool
+from node.txjournal import TxJournal
 from vm.gas import next_base_fee
 from vm.transactions import InvalidTransaction, Transaction
 from vm.transition import TransactionRejected
@@ -28,6 +29,9 @@ class TransactionIntake:
         """Set by the network: called with the raw bytes of every newly admitted transaction."""
         self._last_announced: dict[bytes, float] = {}
         """When each pooled transaction was last gossiped (by us or by the peer we had it from)."""
+        self.journal: TxJournal | None = None
+        """Set by the node: where transactions submitted here are kept across restarts."""
+        self._local: set[bytes] = set()
         chain.subscribe(self._after_head_change)
 
     def next_base_fee(self) -> int:
@@ -45,9 +49,31 @@ class TransactionIntake:
         is_new = self.mempool.add(tx, self.chain.state(), self.next_base_fee())
         if is_new:
             self._last_announced[tx.hash] = time.monotonic()
-            if not from_network and self.announce is not None:
-                self.announce(tx.raw)
+            if not from_network:
+                self._local.add(tx.hash)
+                if self.journal is not None:
+                    self.journal.append(tx.raw)
+                if self.announce is not None:
+                    self.announce(tx.raw)
         return tx, is_new
+
+    def restore(self) -> int:
+        """Re-admit the journal's transactions (at start); returns how many are pending again."""
+        restored = 0
+        for raw in self.journal.load():
+            try:
+                _, is_new = self.submit(raw)
+                restored += is_new
+            except (InvalidTransaction, TransactionRejected):
+                continue  # mined or made invalid while the node was down
+        self.compact()
+        return restored
+
+    def compact(self) -> None:
+        """Rewrite the journal with the local transactions still pending."""
+        self._local = {h for h in self._local if h in self.mempool}
+        if self.journal is not None:
+            self.journal.rewrite([self.mempool.get(h).raw for h in sorted(self._local)])
 
     def reannounce(self, now: float) -> int:
         """Gossip again the transactions still pooled after REANNOUNCE_AFTER seconds.

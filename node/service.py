@@ -28,11 +28,14 @@ from node.rpc.filters import FilterApi
 from node.rpc.grid import GridApi, NodeIdentity
 from node.rpc.server import JsonRpcServer, collect_methods
 from node.store import Store
+from node.txjournal import TxJournal
 from vm.types import Address
 
 log = logging.getLogger("gridnode.node")
 
 REANNOUNCE_INTERVAL = 3.0
+JOURNAL_COMPACT_INTERVAL = 60.0
+"""How often the transaction journal is rewritten with only what is still pending."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class Node:
         self.chain = chain
         self.mempool = Mempool(chain.chain_id, chain.genesis.gas_limit, config.mempool)
         self.intake = TransactionIntake(chain, self.mempool)
+        self.intake.journal = TxJournal(config.datadir.txpool_journal)
         self.network: P2PService | None = None
         signer = config.signer
         self.producer = (BlockProducer(chain, self.mempool, signer, announce=self._announce_block, options=config.seal)
@@ -83,6 +87,11 @@ class Node:
         while True:
             await asyncio.sleep(REANNOUNCE_INTERVAL)
             self.intake.reannounce(time.monotonic())
+
+    async def _compact_journal_forever(self) -> None:
+        while True:
+            await asyncio.sleep(JOURNAL_COMPACT_INTERVAL)
+            self.intake.compact()
 
     def _announce_block(self, block) -> None:
         if self.network is not None:
@@ -125,7 +134,10 @@ class Node:
             await site.start()
             port = runner.addresses[0][1]
             self.rpc_url = f"http://{self.config.rpc_host}:{port}"
-            tasks = []
+            restored = self.intake.restore()
+            if restored:
+                log.info("restored pending transactions from the journal", extra={"count": restored})
+            tasks = [asyncio.create_task(self._compact_journal_forever(), name="journal")]
             if self.network is not None:
                 tasks.append(asyncio.create_task(self._reannounce_forever(), name="reannounce"))
             if self.producer:
@@ -146,6 +158,8 @@ class Node:
             await runner.cleanup()
             if self.network is not None:
                 self.network.stop()
+            self.intake.compact()
+            self.intake.journal.close()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             log.info("node stopped", extra={"head": self.chain.head.number})

@@ -79,3 +79,26 @@ def _receipt_or_none(w3, tx_hash):
     except TransactionNotFound:
         return None
 
+
+
+def test_accepted_transactions_survive_sigkill_before_they_are_mined(node_factory, tmp_path):
+    datadir = tmp_path / "journal"
+    node = node_factory(datadir)
+    w3 = node.web3()
+    alice = Account.from_key(DEV_KEYS[2])
+    nonce = w3.eth.get_transaction_count(alice.address, "pending")
+
+    def signed(n: int) -> bytes:
+        return alice.sign_transaction({"to": Account.create().address, "value": 1, "gas": 21_000, "chainId": 1337,
+                                       "nonce": n, "maxFeePerGas": 10**10,
+                                       "maxPriorityFeePerGas": 10**9}).raw_transaction
+
+    waiting = w3.eth.send_raw_transaction(signed(nonce + 1))  # behind a nonce gap: it can only wait
+    node.kill()
+    node = node_factory(datadir)
+    w3 = node.web3()
+    assert w3.eth.get_transaction(waiting).blockHash is None, "back in the mempool after the crash"
+    assert w3.eth.get_transaction_count(alice.address, "pending") == nonce  # the gap is still there
+    gap = w3.eth.send_raw_transaction(signed(nonce))
+    for tx_hash in (gap, waiting):
+        assert w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30).status == 1
