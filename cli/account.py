@@ -33,7 +33,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 def _password(args: argparse.Namespace) -> str:
     if args.password_file:
         try:
-            return args.password_file.read_text().splitlines()[0] if args.password_file.read_text() else ""
+            lines = args.password_file.read_text().splitlines()
+            return lines[0] if lines else ""
         except OSError as exc:
             raise CommandError(f"cannot read password file: {exc}") from None
     if not sys.stdin.isatty():

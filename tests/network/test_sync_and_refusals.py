@@ -13,24 +13,15 @@ from dataclasses import replace
 
 import pytest
 from consensus.engine import Signer
-from eth_account import Account
-from genesis.config import Genesis
-from genesis.devnet import devnet_genesis_document
-from helpers import DEV_KEYS, NodeProcess
+from helpers import NodeProcess
 from network.conftest import SIGNER, make_network, wait_until
-from node.chain import Chain
-from node.datadir import DataDir, write_secret
-from node.mempool import Mempool
 from node.p2p.config import P2PConfig
 from node.p2p.identity import load_or_create_identity
 from node.p2p.port import ChainStatus, ImportResult, Outcome
 from node.p2p.service import P2PService
-from node.producer import produce_block
-from node.store import Store
 from vm.blocks import Block, Header, combine_blooms
 from vm.gas import next_base_fee
 from vm.merkle import list_root
-from vm.transactions import decode_transaction
 from vm.types import Address, Hash32
 
 pytestmark = pytest.mark.slow

@@ -113,6 +113,9 @@ class NativeContract:
                                        entry["stateMutability"], handlers.pop(entry["name"]))
                 self.functions[function.selector] = function
             elif entry["type"] == "event":
+                if any(p["indexed"] and (p["type"].endswith("]") or p["type"].startswith("tuple"))
+                       for p in entry["inputs"]):
+                    raise TypeError(f"{self.name}: indexed array or tuple parameters are not supported")
                 types = ",".join(_canonical_type(p) for p in entry["inputs"])
                 self.events[entry["name"]] = (keccak256(f"{entry['name']}({types})".encode()), entry["inputs"])
         if handlers:
@@ -161,10 +164,12 @@ class NativeContract:
         for param, value in zip(inputs, args, strict=True):
             if param["indexed"]:
                 kind = _canonical_type(param)
-                dynamic = kind in ("string", "bytes") or kind.endswith("]") or kind.startswith("(")
-                encoded = eth_abi.encode([kind], [value])
-                topics.append(keccak256(value.encode() if kind == "string" else value) if kind in ("string", "bytes")
-                              else keccak256(encoded) if dynamic else encoded)
+                if kind == "string":
+                    topics.append(keccak256(value.encode()))
+                elif kind == "bytes":
+                    topics.append(keccak256(value))
+                else:
+                    topics.append(eth_abi.encode([kind], [value]))
             else:
                 data_types.append(_canonical_type(param))
                 data_values.append(value)

@@ -6,6 +6,7 @@ this list at their epoch checkpoints, so a change takes effect at the next
 checkpoint block on every node at the same height."""
 from __future__ import annotations
 
+from vm import gas
 from vm.native.contract import CallContext, NativeContract, Revert, abi_function
 from vm.native.registry import REGISTRY
 from vm.state import State
@@ -32,6 +33,7 @@ class Signers(NativeContract):
 
     @abi_function("propose")
     def _propose(self, ctx: CallContext, signer: str, authorize: bool) -> None:
+        ctx.charge(gas.STORAGE_READ)
         if not REGISTRY.is_admin(ctx.state, ctx.caller):
             raise Revert("signers: caller is not an admin")
         candidate = Address.from_hex(signer)
