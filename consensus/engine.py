@@ -103,5 +103,7 @@ class Engine(ABC):
         """Fork-choice weight this block adds; the heaviest total weight is the head."""
 
     @abstractmethod
-    def finalize(self, chain: ChainReader, header: Header, state: State, receipts: tuple[Receipt, ...]) -> None:
-        """End-of-block rewards and penalties, applied to `state` before the state root."""
+    def finalize(self, chain: ChainReader, header: Header, state: State, transactions: tuple,
+                 receipts: tuple[Receipt, ...]) -> None:
+        """End-of-block rewards, penalties and engine bookkeeping, applied to `state` before
+        the state root; `transactions` are the block's, in order, beside their receipts."""

@@ -156,5 +156,10 @@ class ProofOfAuthority(Engine):
     def weight(self, header: Header) -> int:
         return header.difficulty
 
-    def finalize(self, chain: ChainReader, header: Header, state: State, receipts: tuple[Receipt, ...]) -> None:
-        """PoA mints nothing and penalises nothing: signers earn the transaction fees."""
+    def finalize(self, chain: ChainReader, header: Header, state: State, transactions: tuple,
+                 receipts: tuple[Receipt, ...]) -> None:
+        """PoA mints nothing and penalises nothing: signers earn the transaction fees.
+        A checkpoint discards every open signer vote, as Clique does at each epoch, so a
+        proposal that did not reach a majority within one epoch must be voted again."""
+        if self._is_checkpoint(header.number):
+            SIGNERS.reset_votes(state)

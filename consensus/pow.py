@@ -5,7 +5,8 @@ difficulty retargets every block toward the genesis block time in bounded
 steps (at most ±1/ADJUSTMENT_QUOTIENT of the parent's per block, and at most
 MAX_DOWN_STEPS of those down), the heaviest total difficulty is the head, and
 the miner is paid R_f + r·s elecoins for a block of s transactions (paper 000,
-eq. 1; R_f and r from genesis). Each node may cap its own hash rate
+eq. 1; R_f and r from genesis), where s counts only transactions that did work
+for someone else (see `rewarded_transactions`). Each node may cap its own hash rate
 (`--hashrate`), which is how the edge servers' shares β_j are set."""
 from __future__ import annotations
 
@@ -42,6 +43,10 @@ class PoWConfig:
     """R_f in wei."""
     reward_per_tx: int
     """r in wei per transaction."""
+    reward_min_fee: int = 0
+    """A transaction counts toward s only if it paid at least this many wei in fees."""
+    reward_max_txs: int = 200
+    """s is capped here: paper 000's block size (§IV-A, s = 200)."""
 
     @classmethod
     def from_params(cls, params: dict, block_time: int) -> "PoWConfig":
@@ -56,7 +61,9 @@ class PoWConfig:
                    difficulty=integer("difficulty", 10_000, 1),
                    min_difficulty=integer("minDifficulty", 1_000, 1),
                    fixed_reward=integer("fixedReward", 200 * ELECOIN, 0),
-                   reward_per_tx=integer("rewardPerTx", 3 * ELECOIN, 0))
+                   reward_per_tx=integer("rewardPerTx", 3 * ELECOIN, 0),
+                   reward_min_fee=integer("rewardMinFee", 0, 0),
+                   reward_max_txs=integer("rewardMaxTxs", 200, 0))
 
 
 class ProofOfWork(Engine):
@@ -120,6 +127,24 @@ class ProofOfWork(Engine):
     def weight(self, header: Header) -> int:
         return header.difficulty
 
-    def finalize(self, chain: ChainReader, header: Header, state: State, receipts: tuple[Receipt, ...]) -> None:
+    def finalize(self, chain: ChainReader, header: Header, state: State, transactions: tuple,
+                 receipts: tuple[Receipt, ...]) -> None:
         """Pay the miner R_f + r·s (paper 000, eq. 1) for the s transactions it packed."""
-        state.add_balance(header.producer, self.config.fixed_reward + self.config.reward_per_tx * len(receipts))
+        s = rewarded_transactions(header.producer, transactions, receipts, self.config)
+        state.add_balance(header.producer, self.config.fixed_reward + self.config.reward_per_tx * s)
+
+
+def rewarded_transactions(producer: Address, transactions: tuple, receipts: tuple[Receipt, ...],
+                          config: PoWConfig) -> int:
+    """The paper's s: the block's transactions that did work for someone other than the miner.
+
+    Fees go to the miner, so a miner can pack transactions of its own at no cost; and a
+    zero-value self-transfer changes nothing but a nonce. Neither is work the
+    performance reward r·s pays for, so s counts a transaction only if it succeeded,
+    was not sent by the producer, was not sent to its own sender, and paid at least
+    `rewardMinFee` in fees; and s is capped at `rewardMaxTxs`, which bounds what
+    collusion with another account can farm per block."""
+    counted = sum(1 for tx, receipt in zip(transactions, receipts, strict=True)
+                  if receipt.succeeded and tx.sender != producer and tx.to != tx.sender
+                  and receipt.gas_used * receipt.effective_gas_price >= config.reward_min_fee)
+    return min(counted, config.reward_max_txs)

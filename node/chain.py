@@ -210,7 +210,7 @@ class Chain:
         """Complete a block whose transactions ran on `state` (over the head): rewards and
         roots. The header comes back unsealed; `ExecutedBlock.sealed` adds the seal."""
         header = self._unsealed_header(parent, env, fields, transactions, receipts)
-        self.engine.finalize(self, header, state, receipts)
+        self.engine.finalize(self, header, state, tuple(transactions), receipts)
         changes = state.changes()
         update = self.state_db.tree.prepare(changes)
         block = Block(replace(header, state_root=update.root), tuple(transactions))
@@ -330,7 +330,7 @@ class Chain:
             output = apply_body(state, env, block.transactions)
         except TransactionRejected as exc:
             raise InvalidBlock(f"invalid transaction: {exc}") from None
-        self.engine.finalize(self, header, state, output.receipts)
+        self.engine.finalize(self, header, state, block.transactions, output.receipts)
         checks = (("gas used", header.gas_used, output.gas_used),
                   ("receipts root", header.receipts_root, list_root([r.encode() for r in output.receipts])),
                   ("logs bloom", header.logs_bloom, output.bloom))

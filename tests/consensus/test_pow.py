@@ -67,6 +67,40 @@ def test_mined_blocks_carry_real_work_and_pay_rf_plus_r_s(pair):
     assert follower.head.hash == block.hash and follower.state_db.root == miner.state_db.root
 
 
+def signed(account, to: str, nonce: int, value: int = 0):
+    return decode_transaction(bytes(account.sign_transaction({
+        "to": to, "value": value, "gas": 21_000, "chainId": 1337, "nonce": nonce,
+        "maxFeePerGas": 5 * 10**9, "maxPriorityFeePerGas": 10**9}).raw_transaction))
+
+
+def test_self_transfers_earn_no_per_transaction_reward(pair):
+    """r·s pays for work done for others: zero-value self-transfers (a nonce bump and a
+    fee paid back to the miner) are not farmable, and the rule holds on import too."""
+    miner, follower = pair
+    before = miner.state().get_balance(MINER.address)
+    farmed = [signed(ALICE, ALICE.address, nonce) for nonce in range(5)]
+    block = mine(miner, [*farmed, transfer(5)])
+    fees = sum(r.gas_used * r.effective_gas_price for r in miner.receipts(block.hash))
+    assert len(block.transactions) == 6
+    assert miner.state().get_balance(MINER.address) - before == 200 * ELC + 3 * ELC * 1 + fees
+    follower.import_block(block)
+    assert follower.state_db.root == miner.state_db.root
+
+
+def test_rewarded_transactions_skip_the_producers_own_and_cap_s():
+    from consensus.pow import rewarded_transactions
+    from vm.blocks import Receipt
+    ok = Receipt(2, True, 21_000, 21_000, 10**9, (), b"\0" * 256)
+    failed = replace(ok, succeeded=False)
+    miner_account = Account.from_key(DEV_KEYS[2])
+    txs = (transfer(0), transfer(1), signed(miner_account, ALICE.address, 0), transfer(2))
+    config = PoWConfig(block_time=2, difficulty=1, min_difficulty=1, fixed_reward=0, reward_per_tx=1)
+    producer = Address(bytes.fromhex(miner_account.address[2:]))
+    assert rewarded_transactions(producer, txs, (ok, ok, ok, failed), config) == 2
+    assert rewarded_transactions(producer, txs, (ok, ok, ok, ok), replace(config, reward_max_txs=2)) == 2
+    assert rewarded_transactions(producer, txs, (ok, ok, ok, ok), replace(config, reward_min_fee=10**18)) == 0
+
+
 def test_difficulty_retargets_toward_the_block_time_in_bounded_steps():
     engine = ProofOfWork(PoWConfig(block_time=10, difficulty=1600, min_difficulty=100, fixed_reward=0,
                                    reward_per_tx=0))
@@ -111,8 +145,8 @@ def test_rule_breaking_blocks_are_refused(pair, forge, reason):
 def test_reward_above_rf_plus_r_s_is_refused(pair):
     miner, follower = pair
     honest = ProofOfWork.finalize
-    greedy = lambda self, chain, header, state, receipts: (  # noqa: E731 - the miner who pays itself double
-        honest(self, chain, header, state, receipts), honest(self, chain, header, state, receipts))
+    greedy = lambda self, chain, header, state, txs, receipts: (  # noqa: E731 - the miner who pays itself double
+        honest(self, chain, header, state, txs, receipts), honest(self, chain, header, state, txs, receipts))
     ProofOfWork.finalize = greedy
     try:
         inflated = mine(miner, [transfer(0)])

@@ -98,3 +98,22 @@ def test_forged_checkpoint_list_is_rejected(chains):
         follower.import_block(forged)
     follower.import_block(block)
     assert follower.head.hash == producer.head.hash
+
+
+def test_votes_without_a_majority_are_discarded_at_the_checkpoint(chains):
+    """As in Clique: a vote lives for one epoch; after the checkpoint it must be cast again."""
+    producer, follower = chains
+    blocks = [seal(producer, FIRST, [vote(ADMINS[0], SECOND, True, 0)])]
+    assert SIGNERS.votes_for(producer.state(), SECOND.address, True) == 1
+    while producer.head.number < EPOCH - 1:
+        blocks.append(seal(producer, FIRST))
+    assert SIGNERS.votes_for(producer.state(), SECOND.address, True) == 1, "kept until the checkpoint"
+    blocks.append(seal(producer, FIRST))  # the checkpoint
+    assert SIGNERS.votes_for(producer.state(), SECOND.address, True) == 0
+    # One new vote is again one of three: no majority, so the stale vote did not count.
+    blocks.append(seal(producer, FIRST, [vote(ADMINS[1], SECOND, True, 0)]))
+    assert SIGNERS.current(producer.state()) == [FIRST.address]
+    assert SIGNERS.votes_for(producer.state(), SECOND.address, True) == 1
+    for block in blocks:
+        follower.import_block(block)
+    assert follower.head.hash == producer.head.hash
