@@ -23,6 +23,7 @@ from genesis.config import Genesis
 from genesis.devnet import devnet_genesis_document
 from node.datadir import DataDir, write_secret
 from node.p2p.identity import load_or_create_identity
+from node.rpc.server import DEFAULT_APIS
 from node.service import open_chain
 
 LOCALNET_NAME = "gridnode-localnet"
@@ -127,7 +128,8 @@ def run_localnet(args: argparse.Namespace) -> int:
     nodes, processes = [], []
     for index, datadir in enumerate(datadirs):
         command = [sys.executable, "-m", "cli.main", "start", "--datadir", str(datadir.root),
-                   "--rpc-port", str(rpc_ports[index]), "--listen", f"/ip4/127.0.0.1/tcp/{p2p_ports[index]}"]
+                   "--rpc-port", str(rpc_ports[index]), "--listen", f"/ip4/127.0.0.1/tcp/{p2p_ports[index]}",
+                   "--http-api", ",".join((*DEFAULT_APIS, "admin"))]  # a test network is steered over admin_
         for other, address in enumerate(addresses):
             if other != index:
                 command += ["--bootnode", address]

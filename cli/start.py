@@ -13,6 +13,9 @@ from genesis.config import Genesis, GenesisError
 from genesis.devnet import dev_accounts, devnet_genesis_document
 from node.datadir import DataDir, read_private_key, write_secret
 from node.mempool import MempoolLimits
+from node.rpc.budget import DEFAULT_BATCH_BUDGET, DEFAULT_CALL_BUDGET
+from node.rpc.server import (DEFAULT_APIS, DEFAULT_VHOSTS, KNOWN_APIS, MAX_BATCH_ITEMS, MAX_BATCH_RESPONSE_BYTES,
+                             MAX_RESPONSE_BYTES, RpcConfig)
 from node.p2p.service import NetworkError
 from node.keystore import keystore_addresses
 from node.service import Node, NodeConfig, open_chain
@@ -24,6 +27,37 @@ DEFAULT_HASHRATE = 50_000
 """Enough for the devnet's difficulty, little enough to leave the RPC its CPU."""
 
 
+TXPOOL_FLAGS = (
+    (("--txpool-global-slots", "--txpool-size"), "global_slots", int,
+     "32 KiB slots for executable transactions of all senders (geth --txpool.globalslots)"),
+    (("--txpool-global-queue",), "global_queue", int,
+     "32 KiB slots for transactions behind a nonce gap, all senders (geth --txpool.globalqueue)"),
+    (("--txpool-account-slots",), "account_slots", int,
+     "executable transactions per sender kept ahead of other senders' surplus when the pool is full "
+     "(geth --txpool.accountslots)"),
+    (("--txpool-account-queue",), "account_queue", int,
+     "transactions per sender behind a nonce gap (geth --txpool.accountqueue)"),
+    (("--txpool-lifetime",), "lifetime", float,
+     "seconds a transaction may wait behind a nonce gap before it is dropped (geth --txpool.lifetime)"),
+    (("--txpool-account-limit",), "max_per_sender", int,
+     "most transactions per sender, and the furthest nonce ahead of its account nonce"),
+)
+"""The mempool's limits as flags: (option strings, MempoolLimits field, type, help)."""
+
+
+def _positive(kind: type):
+    """An argparse type: a positive number of `kind`, as geth's txpool sanitises its settings."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+    return parse
+
+
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     start = commands.add_parser(
         "start", help="run a node (a fresh data dir becomes a single-node devnet)",
@@ -32,8 +66,25 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     start.add_argument("--datadir", default=DEFAULT_DATADIR, help=f"data directory (default {DEFAULT_DATADIR})")
     start.add_argument("--rpc-host", default="127.0.0.1", help="JSON-RPC listen address (default 127.0.0.1)")
     start.add_argument("--rpc-port", type=int, default=8545, help="JSON-RPC port (default 8545; 0 picks a free one)")
-    start.add_argument("--rpc-cors", default="", metavar="ORIGINS",
-                       help="comma-separated browser origins allowed to call the RPC ('*' for any)")
+    start.add_argument("--http-corsdomain", "--rpc-cors", dest="rpc_cors", default="", metavar="ORIGINS",
+                       help="comma-separated browser origins allowed to call the RPC ('*' for any; default none)")
+    start.add_argument("--http-vhosts", default=",".join(DEFAULT_VHOSTS), metavar="NAMES",
+                       help="comma-separated host names accepted in the Host header ('*' for any; IP addresses "
+                            f"are always accepted; default {','.join(DEFAULT_VHOSTS)})")
+    start.add_argument("--http-api", default=",".join(DEFAULT_APIS), metavar="NAMESPACES",
+                       help=f"JSON-RPC namespaces served, of {','.join(KNOWN_APIS)} (default {','.join(DEFAULT_APIS)})")
+    start.add_argument("--rpc-allow-remote-admin", action="store_true",
+                       help="serve admin_ (if in --http-api) even when --rpc-host is not a loopback address")
+    start.add_argument("--rpc-batch-request-limit", type=int, default=MAX_BATCH_ITEMS, metavar="N",
+                       help=f"most calls in one batch (default {MAX_BATCH_ITEMS})")
+    start.add_argument("--rpc-batch-response-max-size", type=int, default=MAX_BATCH_RESPONSE_BYTES, metavar="BYTES",
+                       help=f"most bytes of a batch's answers (default {MAX_BATCH_RESPONSE_BYTES})")
+    start.add_argument("--rpc-response-max-size", type=int, default=MAX_RESPONSE_BYTES, metavar="BYTES",
+                       help=f"most bytes of one call's answer (default {MAX_RESPONSE_BYTES})")
+    start.add_argument("--rpc-call-budget", type=float, default=DEFAULT_CALL_BUDGET, metavar="SECONDS",
+                       help=f"work one call may do (default {DEFAULT_CALL_BUDGET})")
+    start.add_argument("--rpc-batch-budget", type=float, default=DEFAULT_BATCH_BUDGET, metavar="SECONDS",
+                       help=f"work all calls of one batch may do together (default {DEFAULT_BATCH_BUDGET})")
     start.add_argument("--listen", default="/ip4/0.0.0.0/tcp/30303", metavar="MULTIADDR",
                        help="libp2p listen address (default /ip4/0.0.0.0/tcp/30303; tcp/0 picks a free port)")
     start.add_argument("--bootnode", action="append", default=[], metavar="MULTIADDR",
@@ -45,10 +96,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                        help="consensus engine of a new devnet (default poa; ignored once a data dir is initialised)")
     start.add_argument("--hashrate", type=int, default=DEFAULT_HASHRATE, metavar="H",
                        help=f"PoW: hashes per second this node may spend mining (default {DEFAULT_HASHRATE})")
-    start.add_argument("--txpool-size", type=int, default=MempoolLimits.max_transactions,
-                       help=f"most transactions held in the mempool (default {MempoolLimits.max_transactions})")
-    start.add_argument("--txpool-account-limit", type=int, default=MempoolLimits.max_per_sender,
-                       help=f"most transactions per sender (default {MempoolLimits.max_per_sender})")
+    for flags, field, kind, text in TXPOOL_FLAGS:
+        default = getattr(MempoolLimits, field)
+        start.add_argument(*flags, dest=f"txpool_{field}", type=_positive(kind), default=default,
+                           metavar="SECONDS" if kind is float else "N", help=f"{text} (default {default:g})")
     start.set_defaults(func=run_start)
 
     init = commands.add_parser("init", help="initialise a data dir from a genesis file",
@@ -117,6 +168,23 @@ def _print_devnet_accounts() -> None:
         print(f"Private Key: 0x{account.private_key.hex()}\n")
 
 
+def _rpc_config(args: argparse.Namespace) -> RpcConfig:
+    def names(text: str) -> tuple[str, ...]:
+        return tuple(name.strip() for name in text.split(",") if name.strip())
+
+    config = RpcConfig(vhosts=(*names(args.http_vhosts), args.rpc_host),
+                       cors_origins=names(args.rpc_cors), apis=names(args.http_api),
+                       allow_remote_admin=args.rpc_allow_remote_admin, batch_items=args.rpc_batch_request_limit,
+                       batch_response_bytes=args.rpc_batch_response_max_size,
+                       response_bytes=args.rpc_response_max_size, call_budget=args.rpc_call_budget,
+                       batch_budget=args.rpc_batch_budget)
+    try:
+        config.check(args.rpc_host)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    return config
+
+
 def run_start(args: argparse.Namespace) -> int:
     datadir = DataDir(Path(args.datadir))
     if not datadir.is_initialised():
@@ -127,8 +195,9 @@ def run_start(args: argparse.Namespace) -> int:
         if signer and not chain.engine.authorized(chain, chain.head, signer.address):
             raise CommandError(f"signer {signer.address.to_checksum()} may not produce blocks on this chain")
         config = NodeConfig(datadir=datadir, rpc_host=args.rpc_host, rpc_port=args.rpc_port, signer=signer,
-                            cors_origins=tuple(o for o in args.rpc_cors.split(",") if o),
-                            mempool=MempoolLimits(args.txpool_size, args.txpool_account_limit),
+                            rpc=_rpc_config(args),
+                            mempool=MempoolLimits(**{field: getattr(args, f"txpool_{field}")
+                                                     for _, field, _, _ in TXPOOL_FLAGS}),
                             accounts=tuple(keystore_addresses(datadir.keystore)),
                             listen=() if args.no_p2p else (args.listen,), bootnodes=tuple(args.bootnode),
                             seal=SealOptions(hashrate=args.hashrate))

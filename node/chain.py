@@ -17,13 +17,14 @@ from typing import Callable
 
 from consensus.engine import Engine, HeaderFields
 from genesis.config import Genesis, GenesisError
-from node.cache import LRU
+from node.cache import LRU, TRANSACTION_CACHE_BYTES, ByteLRU, transaction_footprint
 from node.state_db import StateDatabase
-from node.store import (Store, put_block, put_execution, put_state, set_canonical, set_head, unset_canonical,
-                        write_genesis_marker)
+from node.store import (Store, delete_block, put_block, put_execution, put_side, put_state, set_canonical,
+                        set_head, unset_canonical, unset_side, write_genesis_marker)
 from vm.blocks import Block, Header, InvalidBlock, Receipt, combine_blooms, decode_block
 from vm.crypto import keccak256
 from vm.gas import next_base_fee
+from vm.limits import MAX_EXTRA_DATA
 from vm.merkle import StateTree, TreeUpdate, list_root
 from vm.state import State
 from vm.transactions import Transaction, decode_transaction
@@ -33,15 +34,36 @@ from vm.types import Address, Hash32
 log = logging.getLogger("gridnode.chain")
 
 MAX_FUTURE_SECONDS = 15
-MAX_EXTRA_DATA = 2048
-"""Room for an engine's checkpoint data (PoA: up to 64 signers); the engine checks the content."""
 MAX_REORG_DEPTH = 1024
 """Undo logs are kept for every block, but a switch deeper than this is refused
-(the same bound as served historical state)."""
+(the same bound as served historical state). Its lower end, head - MAX_REORG_DEPTH, is
+the reorg horizon: no block at or below it can become canonical, so none is stored there."""
+MAX_SIDE_BLOCKS_PER_HEIGHT = 8
+"""Non-canonical blocks stored at one height. Honest forks need one or two (an out-of-turn
+block racing the in-turn one, a block reorged out); the cap keeps a node that mines or signs
+siblings from filling the disk. geth and Besu store every valid side block and rely on PoW
+cost or validator keys; a permissioned chain with cheap PoW cannot."""
+MAX_SIDE_BLOCKS_PER_PRODUCER = 2
+"""Side blocks one producer may have at one height: under PoA a signer sealing more than one
+block at a height is equivocating (Clique seals once per turn); the second allows for a
+signer that sealed again after a reorg."""
+MAX_SIDE_LEAD = MAX_REORG_DEPTH
+"""A side block more than this many heights above the head is refused: a branch that long
+and still lighter is spam, and the window keeps `orphans` (and the disk) bounded, with the
+per-height caps, to 8 x 2048 blocks."""
+MAX_BAD_BLOCKS = 1024
+"""Hashes of blocks that failed validation or execution for good, with the reason, kept so a
+child of one is refused without work and a bad branch is not executed again for every new tip
+(geth keeps the last 10 for debug_getBadBlocks; Besu's BadBlockManager keeps 100)."""
 
 
 class UnknownParent(InvalidBlock):
     """The block's parent is not stored here yet: fetch the gap, then retry."""
+
+
+class BlockRefused(InvalidBlock):
+    """A block we will not store though it may be valid: at or below the reorg horizon, or over
+    the side-block caps. Not relayed, and not held against the sender (it may be honest surplus)."""
 
 
 class ImportStatus(Enum):
@@ -88,7 +110,10 @@ class Chain:
         self._headers = LRU(8192)
         self._receipts = LRU(64)
         self._bodies = LRU(64)
-        self._transactions = LRU(200_000)
+        self._bad_blocks = LRU(MAX_BAD_BLOCKS)
+        self._transactions = ByteLRU(TRANSACTION_CACHE_BYTES, transaction_footprint)
+        """Decoded transactions admitted to the pool or included in a block built here, so block
+        import does not recover their senders again; never what was merely decoded."""
         self._listeners: list[Callable[[Header, list[Transaction]], None]] = []
         if store.genesis_hash() is None:
             self._write_genesis()
@@ -98,9 +123,9 @@ class Chain:
                                f"the genesis file makes 0x{expected.hex()}")
         self.head = self.header_by_hash(store.head_hash())
         self.orphans: dict[bytes, Address] = {
-            header.hash: header.producer for header in store.headers()
-            if store.canonical_hash(header.number) != header.hash}
-        """Stored blocks that are not canonical (side blocks and reorged-out ones), by producer."""
+            block_hash: Address(producer) for _, block_hash, producer in store.side_blocks()}
+        """Stored blocks that are not canonical (side blocks and reorged-out ones), by producer:
+        the store's side index, so bounded by the side-block caps and the reorg horizon."""
         log.info("chain open", extra={"head": self.head.number, "hash": "0x" + self.head.hash.hex()})
 
     def subscribe(self, listener: Callable[[Header, list[Transaction]], None]) -> None:
@@ -163,14 +188,13 @@ class Chain:
         return txs
 
     def transaction_from_raw(self, raw: bytes) -> Transaction:
-        """Decode, reusing a transaction already seen so its sender is recovered once."""
+        """Decode, reusing a transaction the pool admitted so its sender is recovered once.
+        What is decoded here is not cached: a rejected block or transaction leaves nothing behind."""
         tx = self._transactions.get(keccak256(raw))
-        if tx is None:
-            tx = decode_transaction(raw)
-            self._transactions.put(tx.hash, tx)
-        return tx
+        return tx if tx is not None else decode_transaction(raw)
 
     def remember_transaction(self, tx: Transaction) -> None:
+        """Keep an admitted transaction decoded, for the block that will carry it."""
         self._transactions.put(tx.hash, tx)
 
     def receipts(self, block_hash: bytes) -> list[Receipt] | None:
@@ -236,29 +260,66 @@ class Chain:
 
     # -- importing --------------------------------------------------------
     def import_block(self, block: Block, now: int | None = None) -> ImportStatus:
-        """Verify a block from elsewhere and store it; raises InvalidBlock or UnknownParent.
+        """Verify a block from elsewhere and store it; raises InvalidBlock (BlockRefused for a
+        block we do not keep) or UnknownParent.
 
-        Nothing is written unless every check passes."""
+        Nothing is written unless every check passes. A block that fails for good is
+        remembered as bad, so its descendants are refused without work."""
         header = block.header
         if self.header_by_hash(header.hash) is not None:
             return ImportStatus.KNOWN
+        self._refuse_known_bad(header)
+        horizon = self.head.number - MAX_REORG_DEPTH
+        if header.number <= horizon:
+            raise BlockRefused(f"block {header.number} is at or below the reorg horizon {horizon}")
         parent = self.header_by_hash(header.parent_hash)
         if parent is None:
             raise UnknownParent(f"unknown parent 0x{header.parent_hash.hex()} of block {header.number}")
-        self._verify_header_rules(header, parent, int(time.time()) if now is None else now)
-        self.engine.verify_header(self, header, parent)
+        now = int(time.time()) if now is None else now
+        try:
+            self._verify_header_rules(header, parent, now)
+            self.engine.verify_header(self, header, parent)
+        except InvalidBlock as exc:
+            if header.timestamp <= now + MAX_FUTURE_SECONDS:  # a block from the future may be good later
+                self._remember_bad(header.hash, str(exc))
+            raise
         if header.transactions_root != list_root([tx.raw for tx in block.transactions]):
-            raise InvalidBlock("transactions root mismatch")
+            raise InvalidBlock("transactions root mismatch")  # not remembered: a relayer can swap a body
         weight = self.store.total_weight(parent.hash) + self.engine.weight(header)
         if not self._heavier(header, weight, self.head, self.store.total_weight(self.head.hash)):
+            self._check_side_room(header)
             with self.store.batch() as batch:
                 put_block(batch, header, block.encode_body(), weight)
+                put_side(batch, header.number, header.hash, header.producer)
             self._headers.put(header.hash, header)
             self.orphans[header.hash] = header.producer
             log.info("side block stored", extra={"number": header.number, "hash": "0x" + header.hash.hex()})
             return ImportStatus.SIDE
         self._switch_to(block)
         return ImportStatus.HEAD
+
+    def _refuse_known_bad(self, header: Header) -> None:
+        reason = self._bad_blocks.get(header.hash)
+        if reason is not None:
+            raise InvalidBlock(f"known bad block: {reason}")
+        if self._bad_blocks.get(header.parent_hash) is not None:
+            reason = f"parent 0x{header.parent_hash.hex()} is a known bad block"
+            self._remember_bad(header.hash, reason)
+            raise InvalidBlock(reason)
+
+    def _remember_bad(self, block_hash: bytes, reason: str) -> None:
+        self._bad_blocks.put(block_hash, reason)
+
+    def _check_side_room(self, header: Header) -> None:
+        """Refuse a side block the caps leave no room for (it may be valid: BlockRefused)."""
+        if header.number > self.head.number + MAX_SIDE_LEAD:
+            raise BlockRefused(f"side block {header.number} is more than {MAX_SIDE_LEAD} above the head")
+        producers = [producer for _, _, producer in self.store.side_blocks(header.number, header.number)]
+        if len(producers) >= MAX_SIDE_BLOCKS_PER_HEIGHT:
+            raise BlockRefused(f"height {header.number} already has {MAX_SIDE_BLOCKS_PER_HEIGHT} side blocks")
+        if producers.count(header.producer) >= MAX_SIDE_BLOCKS_PER_PRODUCER:
+            raise BlockRefused(f"{header.producer.to_checksum()} already has {MAX_SIDE_BLOCKS_PER_PRODUCER} "
+                               f"side blocks at height {header.number}")
 
     @staticmethod
     def _heavier(a: Header, weight_a: int, b: Header, weight_b: int) -> bool:
@@ -287,13 +348,18 @@ class Chain:
     def _switch_to(self, tip: Block) -> None:
         """Make `tip` the head: roll back to the common ancestor, execute the new branch, commit once."""
         branch = [tip]
+        horizon = self.head.number - MAX_REORG_DEPTH
         ancestor = self.header_by_hash(tip.header.parent_hash)
         while self.store.canonical_hash(ancestor.number) != ancestor.hash:
+            if ancestor.number <= horizon:  # the fork point is deeper still (and may be pruned)
+                raise BlockRefused(f"reorg to block {tip.header.number} forks below the reorg horizon {horizon}")
             branch.append(self.block(ancestor.hash))
             ancestor = self.header_by_hash(ancestor.parent_hash)
+            if ancestor is None:  # pruned when the horizon was higher, before a reorg to a shorter chain
+                raise BlockRefused(f"reorg to block {tip.header.number} forks below the reorg horizon")
         branch.reverse()
-        if self.head.number - ancestor.number > MAX_REORG_DEPTH:
-            raise InvalidBlock(f"reorg of {self.head.number - ancestor.number} blocks exceeds {MAX_REORG_DEPTH}")
+        if ancestor.number < horizon:
+            raise BlockRefused(f"reorg of {self.head.number - ancestor.number} blocks exceeds {MAX_REORG_DEPTH}")
         pending: dict[bytes, bytes | None] = {}
         for number in range(self.head.number, ancestor.number, -1):  # newest first: older undo wins
             for key, previous in self.store.undo_log(self.store.canonical_hash(number)):
@@ -303,15 +369,16 @@ class Chain:
         for block in branch:
             try:
                 result = self._execute(block, parent, reader)
-            except InvalidBlock:
-                self._forget(block)
+                pending.update(result.changes)
+                update = self.state_db.tree.prepare(pending)
+                if update.root != block.header.state_root:
+                    raise InvalidBlock(f"state root mismatch: header has 0x{block.header.state_root.hex()}, "
+                                       f"computed 0x{update.root.hex()}")
+            except InvalidBlock as exc:
+                self._forget(block, str(exc))
+                if block is not tip:
+                    self._remember_bad(tip.hash, f"descends from bad block 0x{block.hash.hex()}")
                 raise
-            pending.update(result.changes)
-            update = self.state_db.tree.prepare(pending)
-            if update.root != block.header.state_root:
-                self._forget(block)
-                raise InvalidBlock(f"state root mismatch: header has 0x{block.header.state_root.hex()}, "
-                                   f"computed 0x{update.root.hex()}")
             executed.append(replace(result, tree_update=update))
             parent = block.header
         self._commit_branch(ancestor, executed, pending, update)
@@ -341,14 +408,59 @@ class Chain:
         undo = [(key, reader.get(key)) for key in sorted(changes)]
         return ExecutedBlock(block, output.receipts, changes, undo, None)
 
-    def _forget(self, block: Block) -> None:
-        """Drop a stored side block that failed execution, so it is never tried again."""
-        if self.store.header(block.hash) is not None:
-            with self.store.batch() as batch:
-                for prefix in (b"h", b"b", b"w"):
-                    batch.delete(prefix + block.hash)
-        self._headers.pop(block.hash, None)
-        self.orphans.pop(block.hash, None)
+    def _forget(self, block: Block, reason: str) -> None:
+        """Remember a block that failed execution as bad, and drop it and every stored block
+        built on it in one batch, so none is tried (or left without its parent) again."""
+        self._remember_bad(block.hash, reason)
+        doomed = self._stored_descendants(block.header)
+        with self.store.batch() as batch:
+            for number, block_hash in [(block.header.number, block.hash)] + doomed:
+                delete_block(batch, number, block_hash)
+        self._drop(block.hash)
+        for _, block_hash in doomed:
+            self._remember_bad(block_hash, f"descends from bad block 0x{block.hash.hex()}")
+            self._drop(block_hash)
+
+    def _stored_descendants(self, header: Header) -> list[tuple[int, bytes]]:
+        """(number, hash) of stored side blocks built on `header`, height by height through the
+        side index (they are non-canonical: the chain never switched to their ancestor)."""
+        found, parents, number = [], {header.hash}, header.number
+        while parents:
+            number += 1
+            children = [(number, block_hash) for _, block_hash, _ in self.store.side_blocks(number, number)
+                        if self.header_by_hash(block_hash).parent_hash in parents]
+            found += children
+            parents = {block_hash for _, block_hash in children}
+        return found
+
+    def _drop(self, block_hash: bytes) -> None:
+        """Forget the in-memory traces of a block deleted from the store."""
+        for cache in (self._headers, self._bodies, self._receipts):
+            cache.pop(block_hash, None)
+        self.orphans.pop(block_hash, None)
+
+    def _restage_side_blocks(self, batch, abandoned: list[Block],
+                             executed: list[ExecutedBlock]) -> tuple[dict[bytes, Address], list[bytes]]:
+        """Within a head move's batch: index the abandoned blocks as side blocks, unindex the newly
+        canonical ones, and delete every side block the new reorg horizon has passed. Returns
+        (new orphans by producer, deleted hashes) for the caller to apply once the batch lands."""
+        horizon = executed[-1].block.header.number - MAX_REORG_DEPTH
+        canonical = {result.block.hash for result in executed}
+        for result in executed:
+            unset_side(batch, result.block.header.number, result.block.hash)
+        added, deleted = {}, []
+        for old in abandoned:
+            if old.header.number > horizon:
+                put_side(batch, old.header.number, old.hash, old.header.producer)
+                added[old.hash] = old.header.producer
+            else:
+                delete_block(batch, old.header.number, old.hash)
+                deleted.append(old.hash)
+        for number, block_hash, _ in self.store.side_blocks(0, max(horizon, -1)):
+            if block_hash not in canonical:
+                delete_block(batch, number, block_hash)
+                deleted.append(block_hash)
+        return added, deleted
 
     def _commit_branch(self, ancestor: Header, executed: list[ExecutedBlock], changes: dict[bytes, bytes | None],
                        update: TreeUpdate) -> None:
@@ -366,16 +478,18 @@ class Chain:
                 set_canonical(batch, header.number, header.hash, [tx.hash for tx in result.block.transactions])
             put_state(batch, changes)
             set_head(batch, executed[-1].block.hash)
+            new_orphans, pruned = self._restage_side_blocks(batch, abandoned, executed)
         self.state_db.applied(changes, update)
         for result in executed:
             self._headers.put(result.block.hash, result.block.header)
             self._receipts.put(result.block.hash, list(result.receipts))
             self._bodies.put(result.block.hash, list(result.block.transactions))
         self.head = executed[-1].block.header
-        for old in abandoned:
-            self.orphans[old.hash] = old.header.producer
         for result in executed:
             self.orphans.pop(result.block.hash, None)
+        for block_hash in pruned:
+            self._drop(block_hash)
+        self.orphans.update(new_orphans)
         included = {tx.hash for result in executed for tx in result.block.transactions}
         orphaned = [tx for old in abandoned for tx in old.transactions if tx.hash not in included]
         if abandoned:

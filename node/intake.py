@@ -1,5 +1,10 @@
 """The one way transactions enter the node, whether from RPC, gossip or a reorg:
-decode, admit to the mempool against the head state, and announce new ones."""
+decode, admit to the mempool against the head state, and announce new ones.
+
+Only what the pool admitted is kept: its decoded form in the chain's cache (so the
+block that carries it is not verified again), when it was last announced, and
+whether it was submitted here. All three are forgotten when it leaves the pool, so
+none outgrows the pool, and a rejected transaction leaves nothing behind."""
 from __future__ import annotations
 
 import logging
@@ -10,8 +15,11 @@ from node.chain import Chain
 from node.mempool import Mempool
 from node.txjournal import TxJournal
 from vm.gas import next_base_fee
+from vm.native.registry import REGISTRY, Role
+from vm.state import storage_key
 from vm.transactions import InvalidTransaction, Transaction
 from vm.transition import TransactionRejected
+from vm.types import Address
 
 log = logging.getLogger("gridnode.txpool")
 
@@ -19,6 +27,16 @@ log = logging.getLogger("gridnode.txpool")
 REANNOUNCE_AFTER = 6.0
 """Seconds a transaction may sit in the pool before it is gossiped again."""
 REANNOUNCE_BATCH = 500
+
+REGISTRATION_RACE_BLOCKS = 16
+"""A sender that held a role at any of the last this many heads may be relayed in good faith
+by a peer that has not yet seen the block revoking it; one that held none is refused as the
+relaying peer's fault. (geth and Besu have no registry; 16 blocks is well past gossip delay.)"""
+
+
+class UnregisteredSender(TransactionRejected):
+    """The sender holds no role at the head nor held one at any of the last
+    REGISTRATION_RACE_BLOCKS heads: no honest node would relay its transactions."""
 
 
 class TransactionIntake:
@@ -32,7 +50,11 @@ class TransactionIntake:
         self.journal: TxJournal | None = None
         """Set by the node: where transactions submitted here are kept across restarts."""
         self._local: set[bytes] = set()
+        """Pooled transactions submitted here (kept in the journal)."""
+        self._recent_roles: tuple[bytes, frozenset[bytes]] = (b"", frozenset())
+        """(head hash, registry role keys that were set at some recent head), computed when needed."""
         chain.subscribe(self._after_head_change)
+        mempool.on_removal(self._forget)
 
     def next_base_fee(self) -> int:
         head = self.chain.head
@@ -42,11 +64,12 @@ class TransactionIntake:
         """Admit a raw transaction; returns it and whether it was new. New local
         transactions are announced; gossip relays network ones itself.
 
-        Raises InvalidTransaction (malformed, bad signature) or TransactionRejected (the rules)."""
+        Raises InvalidTransaction (malformed, bad signature) or TransactionRejected (the
+        rules; UnregisteredSender when its sender never was registered lately)."""
         tx = self.chain.transaction_from_raw(raw)
         if self.chain.transaction_location(tx.hash) is not None:
             return tx, False
-        is_new = self.mempool.add(tx, self.chain.state(), self.next_base_fee())
+        is_new = self._admit(tx)
         if is_new:
             self._last_announced[tx.hash] = time.monotonic()
             if not from_network:
@@ -56,6 +79,34 @@ class TransactionIntake:
                 if self.announce is not None:
                     self.announce(tx.raw)
         return tx, is_new
+
+    def _admit(self, tx: Transaction) -> bool:
+        """Offer `tx` to the pool at the head; keep it decoded only if it was admitted."""
+        state = self.chain.state()
+        try:
+            is_new = self.mempool.add(tx, state, self.next_base_fee())
+        except TransactionRejected as exc:
+            if REGISTRY.role_of(state, tx.sender) is Role.NONE and not self._registered_lately(tx.sender):
+                raise UnregisteredSender(str(exc)) from None
+            raise
+        if is_new:
+            self.chain.remember_transaction(tx)
+        return is_new
+
+    def _registered_lately(self, sender: Address) -> bool:
+        """Whether `sender` held a role at one of the REGISTRATION_RACE_BLOCKS heads before this one.
+
+        The undo log of block n holds the value each key had before it, i.e. at head n-1; the
+        role keys set in those logs are read once per head, and only when a sender is refused."""
+        head = self.chain.head
+        if self._recent_roles[0] != head.hash:
+            prefix = storage_key(REGISTRY.address, b"")
+            keys = set()
+            for number in range(head.number, max(head.number - REGISTRATION_RACE_BLOCKS, 0), -1):
+                undo = self.chain.store.undo_log(self.chain.store.canonical_hash(number)) or []
+                keys.update(key for key, previous in undo if previous and key.startswith(prefix))
+            self._recent_roles = (head.hash, frozenset(keys))
+        return storage_key(REGISTRY.address, REGISTRY.slot(b"role", sender)) in self._recent_roles[1]
 
     def restore(self) -> int:
         """Re-admit the journal's transactions (at start); returns how many are pending again."""
@@ -71,7 +122,6 @@ class TransactionIntake:
 
     def compact(self) -> None:
         """Rewrite the journal with the local transactions still pending."""
-        self._local = {h for h in self._local if h in self.mempool}
         if self.journal is not None:
             self.journal.rewrite([self.mempool.get(h).raw for h in sorted(self._local)])
 
@@ -84,26 +134,22 @@ class TransactionIntake:
         if self.announce is None:
             return 0
         due = [tx_hash for tx_hash, when in self._last_announced.items() if now - when >= REANNOUNCE_AFTER]
-        sent = 0
         for tx_hash in due[:REANNOUNCE_BATCH]:
-            tx = self.mempool.get(tx_hash)
-            if tx is None:
-                del self._last_announced[tx_hash]
-                continue
-            self.announce(tx.raw)
+            self.announce(self.mempool.get(tx_hash).raw)
             self._last_announced[tx_hash] = now
-            sent += 1
-        return sent
+        return min(len(due), REANNOUNCE_BATCH)
+
+    def _forget(self, tx: Transaction) -> None:
+        """The pool let `tx` go (mined, replaced, evicted, expired): so does the intake."""
+        self._last_announced.pop(tx.hash, None)
+        self._local.discard(tx.hash)
 
     def _after_head_change(self, head, orphaned: list[Transaction]) -> None:
         """Forget what the new head used, and take back what a reorg abandoned."""
-        state = self.chain.state()
-        self.mempool.prune(state)
-        for tx_hash in [h for h in self._last_announced if h not in self.mempool]:
-            del self._last_announced[tx_hash]
+        self.mempool.prune(self.chain.state())
         for tx in orphaned:
             try:
-                if self.mempool.add(tx, state, self.next_base_fee()):
+                if self._admit(tx):
                     self._last_announced[tx.hash] = 0.0  # abandoned by a reorg: gossip it on the next round
             except (InvalidTransaction, TransactionRejected) as exc:
                 log.info("orphaned transaction not re-admitted", extra={"tx": "0x" + tx.hash.hex(), "reason": str(exc)})

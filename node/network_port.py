@@ -2,16 +2,22 @@
 of the chain and mempool. Runs on the asyncio loop thread (the bridge sees to it)."""
 from __future__ import annotations
 
-from node.chain import Chain, ImportStatus, UnknownParent
-from node.intake import TransactionIntake
+from node.chain import BlockRefused, Chain, ImportStatus, UnknownParent
+from node.intake import TransactionIntake, UnregisteredSender
 from node.p2p.port import ChainStatus, ImportResult, Outcome
+from node.p2p.wire import MAX_BLOCKS_RESPONSE_BYTES
 from vm.blocks import InvalidBlock
 from vm.native.registry import REGISTRY
 from vm.transactions import InvalidTransaction
 from vm.transition import TransactionRejected
 
-MALICIOUS_TRANSACTION_ERRORS = ("invalid chain id", "invalid sender", "oversized data", "malformed")
-"""Rejections no honest node would relay; any other (nonce too low, …) can be a race, not an attack."""
+MALICIOUS_TRANSACTION_ERRORS = ("invalid chain id", "invalid sender", "oversized data", "malformed",
+                                "contract creation is not supported", "max priority fee per gas higher",
+                                "exceeds block gas limit", "intrinsic gas too low")
+"""Rejections no honest node would relay: they break rules that hold on every node at every head
+(the static checks), so the relaying peer checked nothing. A sender never registered lately is
+one too (`UnregisteredSender`). Any other (nonce too low, insufficient funds, base fee, txpool
+full, a sender revoked in the last blocks) can be a race between heads, not an attack."""
 
 
 class NodeChainPort:
@@ -33,6 +39,8 @@ class NodeChainPort:
             status = self.chain.import_block(block)
         except UnknownParent as exc:
             return ImportResult(Outcome.UNKNOWN_PARENT, str(exc), block.header.number)
+        except BlockRefused as exc:
+            return ImportResult(Outcome.IGNORED, str(exc), block.header.number)
         except InvalidBlock as exc:
             return ImportResult(Outcome.INVALID, str(exc), block.header.number)
         outcome = Outcome.KNOWN if status is ImportStatus.KNOWN else Outcome.ACCEPTED
@@ -43,14 +51,21 @@ class NodeChainPort:
             _, is_new = self.intake.submit(raw_transaction, from_network=True)
         except (InvalidTransaction, TransactionRejected) as exc:
             reason = str(exc)
-            malicious = isinstance(exc, InvalidTransaction) or reason.startswith(MALICIOUS_TRANSACTION_ERRORS)
+            malicious = (isinstance(exc, (InvalidTransaction, UnregisteredSender))
+                         or reason.startswith(MALICIOUS_TRANSACTION_ERRORS))
             return ImportResult(Outcome.INVALID if malicious else Outcome.KNOWN, reason)
         return ImportResult(Outcome.ACCEPTED if is_new else Outcome.KNOWN)
 
     def blocks(self, start: int, count: int) -> list[bytes]:
-        encoded = []
+        """Stops before the block that would take the answer past MAX_BLOCKS_RESPONSE_BYTES, judged
+        by its stored size, so a request never makes us encode more than one answer can carry."""
+        encoded, size = [], 0
         for number in range(max(start, 0), min(start + count, self.chain.head.number + 1)):
-            encoded.append(self.chain.block(self.chain.store.canonical_hash(number)).encode())
+            block_hash = self.chain.store.canonical_hash(number)
+            size += self.chain.store.block_size(block_hash)
+            if size > MAX_BLOCKS_RESPONSE_BYTES:
+                break
+            encoded.append(self.chain.block(block_hash).encode())
         return encoded
 
     def canonical_hash(self, number: int) -> bytes | None:

@@ -26,7 +26,7 @@ from node.rpc.admin import AdminApi
 from node.rpc.eth import EthApi
 from node.rpc.filters import FilterApi
 from node.rpc.grid import GridApi, NodeIdentity
-from node.rpc.server import JsonRpcServer, collect_methods
+from node.rpc.server import JsonRpcServer, RpcConfig, collect_methods
 from node.store import Store
 from node.txjournal import TxJournal
 from vm.types import Address
@@ -44,7 +44,8 @@ class NodeConfig:
     rpc_host: str = "127.0.0.1"
     rpc_port: int = 8545
     signer: Signer | None = None
-    cors_origins: tuple[str, ...] = ()
+    rpc: RpcConfig = RpcConfig()
+    """Who may call the JSON-RPC endpoint and what one request may cost."""
     mempool: MempoolLimits = MempoolLimits()
     accounts: tuple[Address, ...] = ()
     """Keystore addresses reported by eth_accounts."""
@@ -107,7 +108,7 @@ class Node:
             eth, FilterApi(eth),
             GridApi(self.chain, self.mempool, identity, network.peer_count if network else (lambda: 0)),
             AdminApi(network))
-        return JsonRpcServer(methods, list(self.config.cors_origins))
+        return JsonRpcServer(methods, self.config.rpc)
 
     def _start_network(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self.config.listen:

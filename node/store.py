@@ -7,6 +7,11 @@ can be read in one place:
     n<number:8>      canonical hash at height  t<txhash> (block hash, index) of a canonical tx
     S<state key>     head state value          H         head hash
     G                genesis hash              C         the genesis document (JSON)
+    s<number:8><hash>  producer of a stored non-canonical (side or reorged-out) block
+
+The `s` index lists side blocks by height, so the chain can count them per height and
+per producer, prune those the reorg horizon has passed, and find a bad block's stored
+descendants, without scanning every header.
 
 Importing a block, or switching to a heavier branch, is one write batch with
 `sync=True`, head pointer included, so a process killed at any instant reopens
@@ -26,6 +31,11 @@ HEAD = b"H"
 GENESIS = b"G"
 GENESIS_DOCUMENT = b"C"
 STATE = b"S"
+SIDE = b"s"
+_END_OF_SIDE = b"t"
+"""The first key after every `s` key."""
+_MAX_RLP_PREFIX = 9
+"""Longest RLP length prefix: one byte plus up to eight of length."""
 
 
 class DatabaseLocked(RuntimeError):
@@ -90,10 +100,17 @@ class Store:
         block_hash, index = rlp.decode(value)
         return Hash32(block_hash), int.from_bytes(index, "big")
 
-    def headers(self) -> Iterator[Header]:
-        """Every stored header, canonical or not (for start-up indexes)."""
-        for value in self.db.iterator(prefix=b"h", include_key=False):
-            yield Header.decode(value)
+    def side_blocks(self, first: int = 0, last: int | None = None) -> Iterator[tuple[int, Hash32, bytes]]:
+        """(number, hash, producer) of indexed side blocks with `first` <= number <= `last`, by height."""
+        stop = SIDE + (last + 1).to_bytes(8, "big") if last is not None else _END_OF_SIDE
+        for key, producer in self.db.iterator(start=SIDE + first.to_bytes(8, "big"), stop=stop):
+            yield int.from_bytes(key[1:9], "big"), Hash32(key[9:]), producer
+
+    def block_size(self, block_hash: bytes) -> int | None:
+        """An upper bound on the block's wire encoding (`Block.encode`: RLP of [header, body
+        items]), from the stored lengths, without decoding a transaction."""
+        header, body = self.db.get(b"h" + block_hash), self.db.get(b"b" + block_hash)
+        return None if header is None or body is None else len(header) + len(body) + 2 * _MAX_RLP_PREFIX
 
     def state_items(self) -> Iterator[tuple[bytes, bytes]]:
         yield from self.db.iterator(prefix=STATE, include_key=True)
@@ -114,6 +131,26 @@ def put_block(batch, header: Header, body: bytes, total_weight: int) -> None:
     batch.put(b"h" + block_hash, header.encode())
     batch.put(b"b" + block_hash, body)
     batch.put(b"w" + block_hash, total_weight.to_bytes(32, "big"))
+
+
+def put_side(batch, number: int, block_hash: bytes, producer: bytes) -> None:
+    """Index a stored block as non-canonical at `number`."""
+    batch.put(_side_key(number, block_hash), producer)
+
+
+def unset_side(batch, number: int, block_hash: bytes) -> None:
+    batch.delete(_side_key(number, block_hash))
+
+
+def delete_block(batch, number: int, block_hash: bytes) -> None:
+    """Every key a non-canonical block may have: header, body, weight, receipts, undo log, index entry."""
+    for prefix in (b"h", b"b", b"w", b"r", b"u"):
+        batch.delete(prefix + block_hash)
+    unset_side(batch, number, block_hash)
+
+
+def _side_key(number: int, block_hash: bytes) -> bytes:
+    return SIDE + number.to_bytes(8, "big") + block_hash
 
 
 def put_execution(batch, block_hash: bytes, receipts: list[Receipt],

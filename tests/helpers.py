@@ -12,6 +12,8 @@ from pathlib import Path
 from eth_account import Account
 from web3 import Web3
 
+from node.rpc.server import DEFAULT_APIS
+
 DEV_KEYS = [
     "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
     "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
@@ -80,3 +82,7 @@ def send(w3: Web3, account, tx: dict):
     signed = account.sign_transaction(tx)
     tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
     return w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.1)
+
+
+ADMIN_API = ("--http-api", ",".join((*DEFAULT_APIS, "admin")))
+"""`gridnode start` arguments that also serve admin_ (off by default), for tests that steer peers."""

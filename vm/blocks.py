@@ -6,7 +6,11 @@ from dataclasses import dataclass, field, replace
 import rlp
 from eth_bloom import BloomFilter
 
+from vm import codec
 from vm.crypto import keccak256
+from vm.gas import TX_BASE
+from vm.limits import MAX_BLOCK_BYTES, MAX_EXTRA_DATA, MAX_HEADER_BYTES, MAX_SEAL_BYTES
+from vm.transactions import InvalidTransaction, check_structure
 from vm.types import Address, Hash32
 
 
@@ -57,12 +61,29 @@ class Header:
 
     @classmethod
     def decode(cls, data: bytes) -> "Header":
-        items = rlp.decode(data, strict=True)
-        if not isinstance(items, list) or len(items) != 14:
-            raise ValueError("header must have 14 fields")
-        ints = [int.from_bytes(items[i], "big") for i in (1, 2, 8, 9, 10, 11)]
-        return cls(Hash32(items[0]), ints[0], ints[1], Address(items[3]), Hash32(items[4]), Hash32(items[5]),
-                   Hash32(items[6]), items[7], ints[2], ints[3], ints[4], ints[5], items[12], items[13])
+        """The header `data` encodes canonically; raises InvalidBlock on anything else."""
+        if len(data) > MAX_HEADER_BYTES:
+            raise InvalidBlock(f"header of {len(data)} bytes exceeds {MAX_HEADER_BYTES}")
+        try:
+            return cls._from_fields(codec.fields(codec.decode(data), 14, "header"))
+        except codec.MalformedRLP as exc:
+            raise InvalidBlock(f"malformed header: {exc}") from None
+
+    @classmethod
+    def _from_fields(cls, items: list) -> "Header":
+        def hash32(index: int, name: str) -> Hash32:
+            return Hash32(codec.string(items[index], name, length=32))
+
+        return cls(
+            parent_hash=hash32(0, "parent hash"), number=codec.uint(items[1], "number"),
+            timestamp=codec.uint(items[2], "timestamp"),
+            producer=Address(codec.string(items[3], "producer", length=20)),
+            state_root=hash32(4, "state root"), transactions_root=hash32(5, "transactions root"),
+            receipts_root=hash32(6, "receipts root"), logs_bloom=codec.string(items[7], "logs bloom", length=256),
+            gas_limit=codec.uint(items[8], "gas limit"), gas_used=codec.uint(items[9], "gas used"),
+            base_fee=codec.uint(items[10], "base fee"), difficulty=codec.uint(items[11], "difficulty"),
+            extra_data=codec.string(items[12], "extra data", max_length=MAX_EXTRA_DATA),
+            seal=codec.string(items[13], "seal", max_length=MAX_SEAL_BYTES))
 
 
 def _cached(obj, name: str, compute):
@@ -83,8 +104,11 @@ class Log:
         return [self.address, list(self.topics), self.data]
 
     @classmethod
-    def from_rlp(cls, item: list) -> "Log":
-        return cls(Address(item[0]), tuple(item[1]), item[2])
+    def from_rlp(cls, item: codec.Item) -> "Log":
+        """Raises codec.MalformedRLP unless `item` is [address, [topic, …], data]."""
+        address, topics, data = codec.fields(item, 3, "log")
+        return cls(Address(codec.string(address, "log address", length=20)),
+                   tuple(codec.strings(topics, "log topics", length=32)), codec.string(data, "log data"))
 
 
 @dataclass(frozen=True)
@@ -104,10 +128,20 @@ class Receipt:
 
     @classmethod
     def decode(cls, data: bytes) -> "Receipt":
-        items = rlp.decode(data)
-        ints = [int.from_bytes(items[i], "big") for i in range(5)]
-        return cls(ints[0], bool(ints[1]), ints[2], ints[3], ints[4],
-                   tuple(Log.from_rlp(item) for item in items[5]), items[6])
+        """The receipt `data` encodes canonically; raises InvalidBlock on anything else."""
+        try:
+            items = codec.fields(codec.decode(data), 7, "receipt")
+            tx_type, succeeded, cumulative, gas_used, price = (codec.uint(items[i], name) for i, name in enumerate(
+                ("type", "status", "cumulative gas used", "gas used", "effective gas price")))
+            if succeeded > 1:
+                raise codec.MalformedRLP("receipt status must be 0 or 1")
+            if not isinstance(items[5], list):
+                raise codec.MalformedRLP("receipt logs must be a list")
+            logs = tuple(Log.from_rlp(item) for item in items[5])
+            return cls(tx_type, bool(succeeded), cumulative, gas_used, price, logs,
+                       codec.string(items[6], "receipt bloom", length=256))
+        except codec.MalformedRLP as exc:
+            raise InvalidBlock(f"malformed receipt: {exc}") from None
 
 
 def logs_bloom(logs) -> bytes:
@@ -143,24 +177,26 @@ class Block:
         return rlp.encode([self.header.encode(), [tx.raw for tx in self.transactions]])
 
 
-MAX_BLOCK_BYTES = 4 * 1024 * 1024
-
-
 def decode_block(data: bytes, decode_transaction) -> Block:
     """Parse a block's wire form; raises InvalidBlock on anything malformed.
 
-    `decode_transaction` turns raw bytes into a transaction (the chain passes its
-    cached decoder so a transaction already seen in the mempool is not re-verified)."""
+    Cheapest checks first: the size; then the structure of the whole block (header
+    fields, transaction count, every transaction's envelope); only then the senders,
+    which `decode_transaction` recovers (the chain passes its cached decoder, so a
+    transaction already seen in the mempool is not verified again)."""
     if len(data) > MAX_BLOCK_BYTES:
         raise InvalidBlock(f"block of {len(data)} bytes exceeds {MAX_BLOCK_BYTES}")
     try:
-        header_bytes, raws = rlp.decode(data, strict=True)
-        header = Header.decode(header_bytes)
-        if not isinstance(raws, list) or not all(isinstance(raw, bytes) for raw in raws):
-            raise ValueError("transactions must be a list of byte strings")
-        return Block(header, tuple(decode_transaction(raw) for raw in raws))
-    except InvalidBlock:
-        raise
-    except (rlp.DecodingError, ValueError, TypeError) as exc:
+        header_bytes, raws = codec.fields(codec.decode(data), 2, "block")
+        header = Header.decode(codec.string(header_bytes, "header"))
+        raws = codec.strings(raws, "block transactions")
+    except codec.MalformedRLP as exc:
         raise InvalidBlock(f"malformed block: {exc}") from None
-
+    if len(raws) > header.gas_limit // TX_BASE:
+        raise InvalidBlock(f"{len(raws)} transactions cannot fit a gas limit of {header.gas_limit}")
+    try:
+        for raw in raws:
+            check_structure(raw)
+        return Block(header, tuple(decode_transaction(raw) for raw in raws))
+    except InvalidTransaction as exc:
+        raise InvalidBlock(f"invalid transaction: {exc}") from None

@@ -8,13 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import rlp
-from rlp.sedes import big_endian_int
 
+from vm import codec
 from vm.crypto import InvalidSignature, keccak256, recover_address
+from vm.limits import MAX_TRANSACTION_SIZE
 from vm.types import Address, Hash32
 
-MAX_TRANSACTION_SIZE = 128 * 1024
-"""Same bound as go-ethereum's txpool: larger transactions are refused as oversized."""
+MAX_UINT64_BYTES = 8
+"""Nonce and gas are 64-bit, as go-ethereum decodes them (EIP-2681 for the nonce)."""
 
 LEGACY, ACCESS_LIST, DYNAMIC_FEE = 0, 1, 2
 
@@ -57,104 +58,101 @@ class Transaction:
         return self.effective_gas_price(base_fee) - base_fee
 
 
-def _int(item: bytes, name: str) -> int:
-    if not isinstance(item, bytes):
-        raise InvalidTransaction(f"{name} must be a byte string")
-    try:
-        return big_endian_int.deserialize(item)
-    except rlp.DeserializationError as exc:
-        raise InvalidTransaction(f"{name} is not a canonical integer") from exc
-
-
-def _bytes(item: bytes, name: str) -> bytes:
-    if not isinstance(item, bytes):
-        raise InvalidTransaction(f"{name} must be a byte string")
-    return item
-
-
-def _to(item: bytes) -> Address | None:
-    item = _bytes(item, "to")
-    if item == b"":
+def _to(item) -> Address | None:
+    to = codec.string(item, "to")
+    if to == b"":
         return None
-    if len(item) != 20:
-        raise InvalidTransaction("to must be empty or 20 bytes")
-    return Address(item)
+    if len(to) != 20:
+        raise codec.MalformedRLP("to must be empty or 20 bytes")
+    return Address(to)
 
 
 def _access_list(item) -> tuple:
     if not isinstance(item, list):
-        raise InvalidTransaction("access list must be a list")
+        raise codec.MalformedRLP("access list must be a list")
     entries = []
     for entry in item:
-        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], bytes)
-                and len(entry[0]) == 20 and isinstance(entry[1], list)
-                and all(isinstance(key, bytes) and len(key) == 32 for key in entry[1])):
-            raise InvalidTransaction("malformed access list entry")
-        entries.append((Address(entry[0]), tuple(entry[1])))
+        address, keys = codec.fields(entry, 2, "access list entry")
+        entries.append((Address(codec.string(address, "access list address", length=20)),
+                        tuple(codec.strings(keys, "storage keys", length=32))))
     return tuple(entries)
 
 
-def _decode_list(payload: bytes, expected: int, kind: str) -> list:
-    try:
-        items = rlp.decode(payload, strict=True)
-    except rlp.DecodingError as exc:
-        raise InvalidTransaction(f"malformed {kind} transaction RLP") from exc
-    if not isinstance(items, list) or len(items) != expected:
-        raise InvalidTransaction(f"{kind} transaction must have {expected} fields")
-    return items
+@dataclass(frozen=True)
+class _Envelope:
+    """A transaction's fields, checked for structure and range, before its sender is known."""
 
-
-def _recover(signing_hash: bytes, y_parity: int, r: int, s: int) -> Address:
-    try:
-        return recover_address(signing_hash, y_parity, r, s)
-    except InvalidSignature as exc:
-        raise InvalidTransaction("invalid sender: invalid signature") from exc
+    fields: tuple
+    """`Transaction`'s fields from `tx_type` to `s`."""
+    unsigned: bytes
+    """What the sender signed: keccak of this is the signing hash."""
+    y_parity: int
 
 
 def decode_transaction(raw: bytes) -> Transaction:
-    """Decode and recover the sender of a raw transaction as sent to eth_sendRawTransaction."""
+    """Decode and recover the sender of a raw transaction as sent to eth_sendRawTransaction.
+    Anything malformed or wrongly signed is an InvalidTransaction."""
+    envelope = _parse(raw)
+    *_, r, s = envelope.fields
+    try:
+        sender = recover_address(keccak256(envelope.unsigned), envelope.y_parity, r, s)
+    except InvalidSignature as exc:
+        raise InvalidTransaction("invalid sender: invalid signature") from exc
+    return Transaction(*envelope.fields, sender, keccak256(raw), raw)
+
+
+def check_structure(raw: bytes) -> None:
+    """Raise InvalidTransaction unless `raw` is a well-formed envelope, without the costly
+    part (recovering the sender), so a block's malformed transactions are found before
+    any signature work is done."""
+    _parse(raw)
+
+
+def _parse(raw: bytes) -> _Envelope:
+    """Cheap checks first: the size, then the envelope's structure and each field's type and range."""
     if not raw:
         raise InvalidTransaction("empty transaction")
     if len(raw) > MAX_TRANSACTION_SIZE:
         raise InvalidTransaction(f"oversized data: transaction size {len(raw)}, limit {MAX_TRANSACTION_SIZE}")
-    first = raw[0]
-    if first >= 0xC0:
-        return _decode_legacy(raw)
-    if first == DYNAMIC_FEE:
-        return _decode_typed(raw, DYNAMIC_FEE)
-    if first == ACCESS_LIST:
-        return _decode_typed(raw, ACCESS_LIST)
+    try:
+        if raw[0] >= 0xC0:
+            return _parse_legacy(raw)
+        if raw[0] in (ACCESS_LIST, DYNAMIC_FEE):
+            return _parse_typed(raw, raw[0])
+    except codec.MalformedRLP as exc:
+        raise InvalidTransaction(f"malformed transaction: {exc}") from None
     raise InvalidTransaction("transaction type not supported")
 
 
-def _decode_legacy(raw: bytes) -> Transaction:
-    items = _decode_list(raw, 9, "legacy")
-    nonce, gas_price, gas = (_int(items[i], n) for i, n in ((0, "nonce"), (1, "gasPrice"), (2, "gas")))
-    to, value, data = _to(items[3]), _int(items[4], "value"), _bytes(items[5], "data")
-    v, r, s = _int(items[6], "v"), _int(items[7], "r"), _int(items[8], "s")
+def _parse_legacy(raw: bytes) -> _Envelope:
+    items = codec.fields(codec.decode(raw), 9, "legacy transaction")
+    nonce, gas_price = codec.uint(items[0], "nonce", MAX_UINT64_BYTES), codec.uint(items[1], "gasPrice")
+    gas, to = codec.uint(items[2], "gas", MAX_UINT64_BYTES), _to(items[3])
+    value, data = codec.uint(items[4], "value"), codec.string(items[5], "data")
+    v, r, s = codec.uint(items[6], "v"), codec.uint(items[7], "r"), codec.uint(items[8], "s")
     if v in (27, 28):
         raise InvalidTransaction("only replay-protected (EIP-155) transactions allowed over RPC")
     if v < 35:
         raise InvalidTransaction("invalid sender: invalid v value")
     chain_id, y_parity = (v - 35) // 2, (v - 35) % 2
-    unsigned = rlp.encode(items[:6] + [chain_id, 0, 0])
-    return Transaction(LEGACY, chain_id, nonce, gas_price, gas_price, gas, to, value, data, (), v, r, s,
-                       _recover(keccak256(unsigned), y_parity, r, s), keccak256(raw), raw)
+    return _Envelope((LEGACY, chain_id, nonce, gas_price, gas_price, gas, to, value, data, (), v, r, s),
+                     rlp.encode(items[:6] + [chain_id, 0, 0]), y_parity)
 
 
-def _decode_typed(raw: bytes, tx_type: int) -> Transaction:
+def _parse_typed(raw: bytes, tx_type: int) -> _Envelope:
+    payload = codec.decode(raw[1:])
     if tx_type == DYNAMIC_FEE:
-        items = _decode_list(raw[1:], 12, "EIP-1559")
-        tip, fee_cap = _int(items[2], "maxPriorityFeePerGas"), _int(items[3], "maxFeePerGas")
+        items = codec.fields(payload, 12, "EIP-1559 transaction")
+        tip, fee_cap = codec.uint(items[2], "maxPriorityFeePerGas"), codec.uint(items[3], "maxFeePerGas")
         rest = items[4:]
     else:
-        items = _decode_list(raw[1:], 11, "EIP-2930")
-        tip = fee_cap = _int(items[2], "gasPrice")
+        items = codec.fields(payload, 11, "EIP-2930 transaction")
+        tip = fee_cap = codec.uint(items[2], "gasPrice")
         rest = items[3:]
-    chain_id, nonce = _int(items[0], "chainId"), _int(items[1], "nonce")
-    gas, to, value, data = _int(rest[0], "gas"), _to(rest[1]), _int(rest[2], "value"), _bytes(rest[3], "data")
+    chain_id, nonce = codec.uint(items[0], "chainId"), codec.uint(items[1], "nonce", MAX_UINT64_BYTES)
+    gas, to = codec.uint(rest[0], "gas", MAX_UINT64_BYTES), _to(rest[1])
+    value, data = codec.uint(rest[2], "value"), codec.string(rest[3], "data")
     access_list = _access_list(rest[4])
-    y_parity, r, s = _int(rest[5], "yParity"), _int(rest[6], "r"), _int(rest[7], "s")
-    unsigned = bytes([tx_type]) + rlp.encode(items[:-3])
-    return Transaction(tx_type, chain_id, nonce, tip, fee_cap, gas, to, value, data, access_list, y_parity, r, s,
-                       _recover(keccak256(unsigned), y_parity, r, s), keccak256(raw), raw)
+    y_parity, r, s = codec.uint(rest[5], "yParity"), codec.uint(rest[6], "r"), codec.uint(rest[7], "s")
+    return _Envelope((tx_type, chain_id, nonce, tip, fee_cap, gas, to, value, data, access_list, y_parity, r, s),
+                     bytes([tx_type]) + rlp.encode(items[:-3]), y_parity)

@@ -39,13 +39,13 @@ from node.p2p.config import P2PConfig
 from node.p2p.peers import PeerTable
 from node.p2p.port import Outcome
 from node.p2p.wire import (
-    MAX_GOSSIP_MESSAGE,
     WireError,
     block_topic,
     decode_transaction_batch,
     encode_transaction_batch,
     transaction_topic,
 )
+from vm.limits import MAX_BLOCK_BYTES, MAX_GOSSIP_MESSAGE
 
 log = logging.getLogger("gridnode.p2p")
 
@@ -184,8 +184,9 @@ class Gossip:
         peer_id = forwarder.to_base58()
         if not self._peers.is_counted(peer_id):
             return False  # no handshake (yet): ignore
-        if len(message.data) > MAX_GOSSIP_MESSAGE:
-            self._penalize(peer_id, self._config.penalty_invalid_block, "oversized block message")
+        if len(message.data) > MAX_BLOCK_BYTES:  # before crossing to the node's loop
+            self._penalize(peer_id, self._config.penalty_invalid_block,
+                           f"block message of {len(message.data)} bytes exceeds {MAX_BLOCK_BYTES}")
             return False
         result = await self._ask_port(self._port.import_block, message.data, peer_id)
         if result is None:
@@ -197,6 +198,8 @@ class Gossip:
             self._request_gap_fill(peer_id, result.number)
         elif result.outcome is Outcome.INVALID:
             self._penalize(peer_id, self._config.penalty_invalid_block, f"invalid block {result.number}: {result.reason}")
+        elif result.outcome is Outcome.IGNORED:  # surplus, not wrong: we would not store it, so we do not relay it
+            log.debug("block %s from %s not kept: %s", result.number, peer_id, result.reason)
         return False
 
     async def _validate_transactions(self, forwarder: ID, message: rpc_pb2.Message) -> bool:
@@ -206,8 +209,6 @@ class Gossip:
         if not self._peers.is_counted(peer_id):
             return False
         try:
-            if len(message.data) > MAX_GOSSIP_MESSAGE:
-                raise WireError("oversized transaction batch")
             raw_transactions = decode_transaction_batch(message.data)
         except WireError as exc:
             self._penalize(peer_id, self._config.penalty_invalid_block, f"malformed transaction batch: {exc}")

@@ -28,6 +28,9 @@ class Outcome(Enum):
     """New and valid: relay it."""
     KNOWN = "known"
     """Already had it: don't relay again, don't penalise."""
+    IGNORED = "ignored"
+    """Not stored by policy, not invalid (a side block over the caps or below the reorg
+    horizon): don't relay, don't penalise."""
     UNKNOWN_PARENT = "unknown_parent"
     """A block whose parent we lack: fetch the gap from the sender, don't relay yet."""
     INVALID = "invalid"

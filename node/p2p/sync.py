@@ -10,7 +10,14 @@ A sync round with one peer:
    deeper, narrow down with strided samples (each request cuts the range 128-fold);
 2. download blocks from just above it while importing the previous response, and
    hand them to the port in order: the port does validation and fork choice, so a
-   heavier fork simply becomes our head.
+   heavier fork simply becomes our head. Every answer must hold the blocks asked
+   for, numbered from the request's start; anything else is malformed.
+
+A round is bounded (SYNC_ROUND_MAX_BLOCKS, SYNC_ROUND_SECONDS) and then judged
+against the peer's claim: a peer that runs out of blocks, or fills a whole round
+with blocks we had, before our head reaches the weight it claimed is penalised;
+any peer whose round brought nothing new is passed over for SYNC_BACKOFF_SECONDS,
+so one lying peer cannot keep us from the honest ones.
 
 Rounds start when a peer's status shows more total weight than ours (initial
 sync, catch-up after downtime), when it shows an equal-weight head we have not
@@ -25,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 
 import trio
 from libp2p.abc import INetStream
@@ -38,7 +46,6 @@ from node.p2p.peers import PeerTable
 from node.p2p.port import ChainStatus, Outcome
 from node.p2p.wire import (
     MAX_BLOCKS_PER_RESPONSE,
-    MAX_BLOCKS_RESPONSE_BYTES,
     MAX_HASHES_PER_RESPONSE,
     MAX_SYNC_REQUEST_FRAME,
     MAX_SYNC_RESPONSE_FRAME,
@@ -57,6 +64,7 @@ from node.p2p.wire import (
     read_frame,
     write_frame,
 )
+from vm.limits import MAX_BLOCKS_RESPONSE_BYTES
 
 log = logging.getLogger("gridnode.p2p")
 
@@ -67,6 +75,21 @@ REPORT_SYNCING_BEHIND = 3
 block or two behind for a moment is normal at one block a second and is not "syncing"."""
 RETRY_AFTER = 10.0
 """Seconds before a peer at the same head is tried again after a round with it."""
+SYNC_ROUND_MAX_BLOCKS = 8192
+"""Blocks (new or known) one round may take from its peer: 64 full answers. A round still
+bringing new blocks continues at once in the next; the bound caps what a peer resending blocks
+we have can make us check, and lets a gap fill or a better peer be chosen in between."""
+SYNC_ROUND_SECONDS = 60.0
+"""Wall time one round may take; every request within it has its own `request_timeout`.
+geth's downloader has no round, but drops a peer that stalls or times out (errStallingPeer,
+errTimeout); here the round ends and `_judge` decides."""
+SYNC_BACKOFF_SECONDS = 30.0
+"""How long `_choose` passes over a peer whose round brought nothing new, whatever head it
+claims next, so honest peers are used meanwhile."""
+FALSE_CLAIM_PENALTY = 15.0
+"""Penalty for a round that ended short of the weight the peer claimed (geth drops such a peer:
+"peer is stalling"). With a 60 s half-life and the 30 s back-off, the third such round in a row
+reaches the ban threshold of 30."""
 
 
 class SyncServer:
@@ -118,7 +141,7 @@ class SyncServer:
                 break
             kept.append(block)
             size += len(block)
-        if blocks and not kept:
+        if not kept:  # the port stops before a block that would not fit, so none did
             return encode_error(f"block {request.start} exceeds the {MAX_BLOCKS_RESPONSE_BYTES}-byte response limit")
         return encode_items(kept)
 
@@ -154,8 +177,13 @@ class _Target:
     highest: int
 
 
-class _RoundFailed(Exception):
-    """A sync round stopped early; the message says why."""
+class _RoundEnd(Enum):
+    EXHAUSTED = "exhausted"
+    """The peer answered with no blocks: it has given all it has."""
+    BUDGET = "budget"
+    """The round used its SYNC_ROUND_MAX_BLOCKS or SYNC_ROUND_SECONDS."""
+    STOPPED = "stopped"
+    """An answer could not be used (invalid, out of order, not connecting, refused, failed)."""
 
 
 class Synchronizer:
@@ -169,6 +197,9 @@ class Synchronizer:
         self._wake = trio.Event()
         self._gap_fills: dict[str, int] = {}
         self._tried: dict[tuple[str, bytes], float] = {}
+        self._backoff: dict[str, float] = {}
+        """Peers passed over until the given time: their last round made no progress or proved
+        their claim false. Keyed by peer, since a liar can name a new head in every status."""
         self._progress: tuple[int, int, int] | None = None
         self._progress_lock = threading.Lock()
 
@@ -216,10 +247,11 @@ class Synchronizer:
         ours = await self._port.status()
         now = time.monotonic()
         self._tried = {key: until for key, until in self._tried.items() if until > now}
+        self._backoff = {peer_id: until for peer_id, until in self._backoff.items() if until > now}
         best: tuple[tuple[int, int], _Target] | None = None
         for peer in self._peers.counted():
             status = peer.status
-            if status is None:
+            if status is None or peer.peer_id in self._backoff:
                 continue
             gap = self._gap_fills.get(peer.peer_id)
             if gap is None and (peer.peer_id, status.head_hash) in self._tried:
@@ -251,22 +283,55 @@ class Synchronizer:
                                       reported=target.highest - ours.head_number >= REPORT_SYNCING_BEHIND)
             if progress.reported:
                 self._set_progress(progress.as_tuple())
-            ancestor = await self._common_ancestor(peer_id, ours.head_number, target.highest)
-            accepted = await self._download_and_import(peer_id, ancestor + 1, progress)
-        except _RoundFailed as exc:
-            log.info("sync from %s stopped: %s", peer_id, exc)
+            end, reason = await self._exchange(target, ours.head_number, progress)
+            after = await self._port.status()
+        except PortError as exc:
+            log.info("sync from %s failed on our side: %s", peer_id, exc)
             return
-        except (trio.TooSlowError, RemoteError, BaseLibp2pError, PortError) as exc:
-            log.info("sync from %s failed: %s", peer_id, exc or type(exc).__name__)
-            return
+        self._judge(target, after, progress, end, reason, time.monotonic() - started)
+
+    async def _exchange(self, target: _Target, our_head: int, progress: _RoundProgress) -> tuple[_RoundEnd, str]:
+        """Find the common ancestor and fetch above it, within the round's time budget;
+        how the round ended, and why. Failures of the peer end it; ours (PortError) propagate."""
+        peer_id = target.peer_id
+        try:
+            with trio.move_on_after(SYNC_ROUND_SECONDS):
+                progress.ancestor = await self._common_ancestor(peer_id, our_head, target.highest)
+                return await self._download_and_import(peer_id, progress.ancestor + 1, progress)
+            return _RoundEnd.BUDGET, f"the round's {SYNC_ROUND_SECONDS:g}s ran out"
+        except (trio.TooSlowError, RemoteError, BaseLibp2pError) as exc:
+            return _RoundEnd.STOPPED, f"request failed: {exc or type(exc).__name__}"
         except WireError as exc:
             self._penalize(peer_id, self._config.penalty_invalid_block, f"malformed sync answer: {exc}")
+            return _RoundEnd.STOPPED, f"malformed answer: {exc}"
+
+    def _judge(self, target: _Target, after: ChainStatus, progress: _RoundProgress, end: _RoundEnd, reason: str,
+               elapsed: float) -> None:
+        """Hold the round against the peer's claim. Reaching the claimed weight is success; a
+        round cut by its budget while still bringing new blocks carries on at once; a peer that
+        gave all it had, or a whole round of blocks we had, short of its claim lied: it is
+        penalised. Any round without a new block passes the peer over for SYNC_BACKOFF_SECONDS."""
+        peer_id, claimed = target.peer_id, target.status
+        if after.total_weight >= claimed.total_weight:
+            if progress.accepted:
+                level = logging.INFO if progress.accepted >= REPORT_SYNCING_BEHIND else logging.DEBUG
+                log.log(level, "synced %d blocks from %s (common ancestor %d) in %.2fs, %.0f blocks/s",
+                        progress.accepted, peer_id, progress.ancestor, elapsed, progress.accepted / max(elapsed, 1e-6))
             return
-        if accepted:
-            elapsed = time.monotonic() - started
-            level = logging.INFO if accepted >= REPORT_SYNCING_BEHIND else logging.DEBUG
-            log.log(level, "synced %d blocks from %s (common ancestor %d) in %.2fs, %.0f blocks/s", accepted,
-                    peer_id, ancestor, elapsed, accepted / max(elapsed, 1e-6))
+        if end is _RoundEnd.BUDGET and progress.accepted:
+            self._tried.pop((peer_id, claimed.head_hash), None)  # the next round continues with this peer
+            log.info("synced %d blocks from %s, now at block %d; %s, continuing", progress.accepted, peer_id,
+                     after.head_number, reason)
+            return
+        if end is _RoundEnd.EXHAUSTED or (end is _RoundEnd.BUDGET and progress.delivered):
+            self._penalize(peer_id, FALSE_CLAIM_PENALTY,
+                           f"claimed weight {claimed.total_weight} at block {claimed.head_number}, but {reason} "
+                           f"with our head at block {after.head_number}, weight {after.total_weight}")
+        elif progress.accepted:
+            log.info("sync from %s stopped after %d new blocks: %s", peer_id, progress.accepted, reason)
+            return
+        self._backoff[peer_id] = time.monotonic() + SYNC_BACKOFF_SECONDS
+        log.info("sync from %s stopped: %s; other peers first for %gs", peer_id, reason, SYNC_BACKOFF_SECONDS)
 
     async def _common_ancestor(self, peer_id: str, our_head: int, their_head: int) -> int:
         """The highest height where the peer's canonical hash equals ours. Hashes chain,
@@ -295,29 +360,36 @@ class Synchronizer:
         matches = [number for number, mine, their in zip(numbers, ours, theirs, strict=True) if mine == their]
         return max(matches) if matches else None
 
-    async def _download_and_import(self, peer_id: str, start: int, progress: _RoundProgress) -> int:
-        """Fetch from `start` until the peer has no more, importing each answer while
-        the next is on its way. Returns how many blocks were new to us."""
-        send, receive = trio.open_memory_channel[list[bytes]](2)
+    async def _download_and_import(self, peer_id: str, start: int, progress: _RoundProgress) -> tuple[_RoundEnd, str]:
+        """Fetch from `start` until the peer has no more or the round's block budget is spent,
+        importing each answer while the next is on its way."""
+        send, receive = trio.open_memory_channel[tuple[int, list[bytes]]](2)
         download_errors: list[Exception] = []
-        stop_reason = None
+        end = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._download, peer_id, start, send, download_errors)
             async with receive:
-                async for blocks in receive:
-                    stop_reason = await self._import(peer_id, blocks, progress)
+                async for first, blocks in receive:
+                    stop_reason = await self._import(peer_id, first, blocks, progress)
                     if stop_reason is not None:
+                        end = _RoundEnd.STOPPED, stop_reason
+                    elif progress.delivered >= SYNC_ROUND_MAX_BLOCKS:
+                        end = _RoundEnd.BUDGET, f"the round's {SYNC_ROUND_MAX_BLOCKS} blocks are used"
+                    if end is not None:
                         nursery.cancel_scope.cancel()
                         break
-        if stop_reason is not None:
-            raise _RoundFailed(stop_reason)
+        if end is not None:
+            return end
         if download_errors:
             raise download_errors[0]
-        return progress.accepted
+        return _RoundEnd.EXHAUSTED, f"it had no block {start + progress.delivered}"
 
-    async def _import(self, peer_id: str, blocks: list[bytes], progress: _RoundProgress) -> str | None:
-        """Hand one answer to the port in batches; the reason to stop, or None."""
+    async def _import(self, peer_id: str, first: int, blocks: list[bytes], progress: _RoundProgress) -> str | None:
+        """Hand one answer (blocks `first`, `first`+1, …) to the port in batches; the reason
+        to stop, or None. A block out of that order is a malformed answer: it would let a peer
+        resend what we have forever."""
         batch = self._config.sync_import_batch
+        expected = first
         for offset in range(0, len(blocks), batch):
             try:
                 results = await self._port.import_blocks(blocks[offset:offset + batch])
@@ -327,30 +399,40 @@ class Synchronizer:
                 if result.outcome is Outcome.INVALID:
                     self._penalize(peer_id, self._config.penalty_invalid_block, f"invalid block in sync: {result.reason}")
                     return f"invalid block {result.number}: {result.reason}"
+                if result.number != expected:
+                    self._penalize(peer_id, self._config.penalty_invalid_block,
+                                   f"sync answer out of order: block {result.number} where {expected} was due")
+                    return f"it sent block {result.number} where {expected} was due"
+                expected += 1
                 if result.outcome is Outcome.UNKNOWN_PARENT:
                     return f"block {result.number} does not connect to our chain (did the peer reorganise?)"
+                if result.outcome is Outcome.IGNORED:
+                    return f"block {result.number} not kept: {result.reason}"
                 if result.outcome is Outcome.ACCEPTED:
                     progress.accepted += 1
-                if result.number is not None:
-                    progress.current = max(progress.current, result.number)
+                progress.current = max(progress.current, result.number)
+            progress.delivered += len(results)
             progress.highest = max(progress.highest, progress.current)
             if progress.reported:
                 self._set_progress(progress.as_tuple())
         return None
 
-    async def _download(self, peer_id: str, start: int, send: trio.MemorySendChannel[list[bytes]],
+    async def _download(self, peer_id: str, start: int, send: trio.MemorySendChannel[tuple[int, list[bytes]]],
                         errors: list[Exception]) -> None:
         async with send:
             number = start
-            while True:
+            while number - start < SYNC_ROUND_MAX_BLOCKS:
+                count = min(self._config.sync_blocks_per_request, SYNC_ROUND_MAX_BLOCKS - (number - start))
                 try:
-                    blocks = await self._client.blocks(peer_id, number, self._config.sync_blocks_per_request)
+                    blocks = await self._client.blocks(peer_id, number, count)
+                    if len(blocks) > count:
+                        raise WireError(f"{len(blocks)} blocks in answer to a request for {count}")
                 except (trio.TooSlowError, RemoteError, WireError, BaseLibp2pError) as exc:
                     errors.append(exc)
                     return
                 if not blocks:
                     return
-                await send.send(blocks)
+                await send.send((number, blocks))
                 number += len(blocks)
 
 
@@ -361,7 +443,11 @@ class _RoundProgress:
     highest: int
     reported: bool
     """Whether `progress()` shows this round (not for a block or two of catching up)."""
+    ancestor: int = 0
+    delivered: int = 0
+    """Blocks the peer sent in order this round, new or known."""
     accepted: int = 0
+    """Of those, blocks new to us."""
 
     def as_tuple(self) -> tuple[int, int, int]:
         return self.starting, self.current, self.highest

@@ -14,9 +14,11 @@ import trio
 from libp2p.abc import INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.exceptions import BaseLibp2pError
+from libp2p.pubsub.rpc_queue import DefaultMaxMessageSize
 from libp2p.utils import decode_uvarint_from_stream, encode_varint_prefixed
 
 from node.p2p.port import ChainStatus
+from vm.limits import GOSSIP_RPC_LIMIT, MAX_BLOCKS_RESPONSE_BYTES, MAX_GOSSIP_MESSAGE, MAX_TRANSACTION_SIZE
 
 log = logging.getLogger("gridnode.p2p")
 
@@ -34,12 +36,6 @@ def block_topic(chain_id: int) -> str:
     return f"/gridnode/{chain_id}/block/1"
 
 
-MAX_GOSSIP_MESSAGE = 1024 * 1024 - 4096
-"""Largest gossip payload we publish or accept. libp2p frames a gossip RPC in at most
-1 MiB (py-libp2p's DefaultMaxMessageSize, which drops larger RPCs on send and resets
-the stream on receive); the rest of the 1 MiB is the RPC envelope (signature, key,
-seqno, topic, signed peer record). A block too big for gossip still travels by sync."""
-
 MAX_TRANSACTIONS_PER_BATCH = 1000
 """Most transactions one gossip message may carry (a protocol limit, the same for every node)."""
 
@@ -47,9 +43,19 @@ MAX_STATUS_FRAME = 512
 MAX_SYNC_REQUEST_FRAME = 256
 MAX_BLOCKS_PER_RESPONSE = 128
 MAX_HASHES_PER_RESPONSE = 1024
-MAX_BLOCKS_RESPONSE_BYTES = 4 * 1024 * 1024
-MAX_SYNC_RESPONSE_FRAME = MAX_BLOCKS_RESPONSE_BYTES + 64 * 1024
-"""Room for msgpack's per-item overhead on top of the block bytes."""
+
+_MSGPACK_HEADER = 5
+"""Most bytes msgpack puts before a bin, str or array (bin32 / str32 / array32)."""
+
+MAX_SYNC_RESPONSE_FRAME = MAX_BLOCKS_RESPONSE_BYTES + (MAX_BLOCKS_PER_RESPONSE + 3) * _MSGPACK_HEADER
+"""A blocks answer, ["ok", [block, …]]: the blocks' bytes (vm.limits) plus msgpack's header on
+each block, on the answer and on its list, and on "ok". Every other answer is smaller."""
+
+assert GOSSIP_RPC_LIMIT == DefaultMaxMessageSize, "vm.limits must follow py-libp2p's gossip RPC limit"
+assert 2 * _MSGPACK_HEADER + MAX_TRANSACTION_SIZE <= MAX_GOSSIP_MESSAGE, \
+    "a maximal transaction must fit alone in a gossip batch"
+assert 2 * _MSGPACK_HEADER + MAX_HASHES_PER_RESPONSE * (_MSGPACK_HEADER + 32) <= MAX_SYNC_RESPONSE_FRAME, \
+    "a full hashes answer must fit the response frame"
 
 _STATUS_VERSION = 1
 _UINT64 = 1 << 64
@@ -197,11 +203,13 @@ def encode_transaction_batch(raw_transactions: list[bytes]) -> bytes:
 
 
 def decode_transaction_batch(payload: bytes) -> list[bytes]:
+    if len(payload) > MAX_GOSSIP_MESSAGE:
+        raise WireError(f"transaction batch of {len(payload)} bytes exceeds {MAX_GOSSIP_MESSAGE}")
     items = _unpack(payload)
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_TRANSACTIONS_PER_BATCH:
         raise WireError(f"transaction batch: expected a list of 1..{MAX_TRANSACTIONS_PER_BATCH} transactions")
-    if not all(isinstance(item, bytes) and item for item in items):
-        raise WireError("transaction batch: every transaction must be non-empty bytes")
+    if not all(isinstance(item, bytes) and 0 < len(item) <= MAX_TRANSACTION_SIZE for item in items):
+        raise WireError(f"transaction batch: every transaction must be 1..{MAX_TRANSACTION_SIZE} bytes")
     return items
 
 

@@ -1,7 +1,7 @@
 """The work one JSON-RPC request may do, and who asked for it.
 
 The server opens a `RequestContext` around every call (one per call of a batch,
-sharing the batch's deadline); methods that loop over blocks, logs or undo logs
+each deadline cut to what is left of the batch's budget); methods that loop over blocks, logs or undo logs
 call `check_budget()` once per step, so a request that would run too long ends
 with a JSON-RPC error instead of holding the event loop that produces blocks
 (go-ethereum's `--rpc.evmtimeout` and log-query limits play the same part).
@@ -18,7 +18,13 @@ from typing import Iterator
 from node.rpc.errors import SERVER_ERROR, RpcError
 
 DEFAULT_CALL_BUDGET = 0.25
-"""Seconds of work one request (or one whole batch) may take on the node's loop."""
+"""Seconds of work one call may take on the loop that also produces blocks: a quarter of the
+shortest block interval, so a call never holds production back by more than that. geth bounds
+eth_call with `--rpc.evmtimeout` (5 s) and log queries by count; Besu's is `--rpc-http-max-request-timeout`."""
+DEFAULT_BATCH_BUDGET = 2.0
+"""Seconds of work all calls of one batch may take together (time spent waiting for the
+loop is not counted); calls left when it is used up get the budget error without running.
+geth cuts a batch off at the HTTP request's timeout."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +57,12 @@ def check_budget() -> None:
     Outside a request (tests calling an API object directly) there is no limit."""
     context = _current.get()
     if context is not None and time.monotonic() > context.deadline:
-        raise RpcError(SERVER_ERROR, f"request exceeded its work budget of {context.budget:g} s: "
-                                     "narrow the query (fewer blocks, addresses or calls per batch)")
+        raise budget_exceeded(context.budget)
+
+
+def budget_exceeded(budget: float) -> RpcError:
+    return RpcError(SERVER_ERROR, f"request exceeded its work budget of {budget:g} s: "
+                                  "narrow the query (fewer blocks, addresses or calls per batch)")
 
 
 def current_client() -> str:

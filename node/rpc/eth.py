@@ -9,13 +9,15 @@ import rlp
 from eth_bloom import BloomFilter
 
 from node.chain import Chain
-from node.history import HistoryUnavailable, state_at
+from node.history import HistoricalStates, HistoryUnavailable
 from node.intake import TransactionIntake
 from node.rpc import format as fmt
 from node.rpc import params
+from node.rpc.budget import check_budget
 from node.rpc.errors import EXECUTION_REVERTED, SERVER_ERROR, RpcError, invalid_params
+from node.rpc.params import LogFilter
 from vm import gas
-from vm.blocks import Header
+from vm.blocks import Header, Log
 from vm.gas import next_base_fee
 from vm.native.registry import REGISTRY
 from vm.state import State
@@ -26,9 +28,21 @@ from vm.types import ZERO_ADDRESS
 GWEI = 10**9
 DEFAULT_TIP = GWEI
 """Suggested tip when recent blocks carry no transactions."""
+TIP_SAMPLE_BLOCKS = 20
+"""Blocks go-ethereum's gas price oracle samples (`--gpo.blocks` is 20 for full nodes)."""
 FEE_HISTORY_MAX_BLOCKS = 1024
+"""go-ethereum's `maxBlockHistory`/`maxHeaderHistory` for eth_feeHistory."""
+FEE_HISTORY_MAX_PERCENTILES = 100
+"""go-ethereum's `maxQueryLimit`: each percentile is computed for every block returned."""
 LOGS_MAX_BLOCK_RANGE = 10_000
+"""Blocks one log query may span (bor's and newer go-ethereum's `--rpc.rangelimit`; Besu's
+`--rpc-max-logs-range` defaults to 5,000)."""
 LOGS_MAX_RESULTS = 10_000
+"""Logs one answer may carry: the bound hosted providers (Infura, Alchemy) put on eth_getLogs."""
+LOGS_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+"""Estimated JSON bytes of one log answer, so a few logs with huge data cannot make a
+response (and its Python objects) of hundreds of megabytes; go-ethereum bounds the whole
+response with `--rpc.batch-response-max-size` (25 MB)."""
 
 
 class EthApi:
@@ -39,15 +53,20 @@ class EthApi:
         self.mempool = intake.mempool
         self.accounts = accounts
         self.sync_progress = sync_progress
+        self.history = HistoricalStates(chain)
+        self._tip: tuple[bytes, int] | None = None
+        """(head hash, suggested tip): the oracle's answer until the head moves."""
 
     # -- helpers ------------------------------------------------------------
     def _header(self, block) -> Header | None:
-        tag = params.block_id(block)
-        head = self.chain.head
+        return self.resolve(params.block_id(block))
+
+    def resolve(self, tag) -> Header | None:
+        """The header a parsed block id (tag, number or hash) names."""
         if isinstance(tag, bytes):
             return self.chain.header_by_hash(tag)
         if tag in ("latest", "pending", "safe", "finalized"):
-            return head
+            return self.chain.head
         if tag == "earliest":
             return self.chain.header_by_number(0)
         return self.chain.header_by_number(tag)
@@ -56,8 +75,10 @@ class EthApi:
         header = self._header(block)
         if header is None:
             raise RpcError(SERVER_ERROR, "header not found")
+        if self.chain.store.canonical_hash(header.number) != header.hash:
+            raise RpcError(SERVER_ERROR, f"state of non-canonical block 0x{header.hash.hex()} is not kept")
         try:
-            return state_at(self.chain, header.number)
+            return self.history.state_at(header.number)
         except HistoryUnavailable as exc:
             raise RpcError(SERVER_ERROR, str(exc)) from None
 
@@ -96,30 +117,35 @@ class EthApi:
         return fmt.hexint(self._suggested_tip())
 
     def _suggested_tip(self) -> int:
-        """The 60th percentile of tips paid in the last 20 blocks, as go-ethereum's oracle does."""
-        tips = []
+        """The 60th percentile of tips paid in the last 20 blocks, as go-ethereum's oracle does;
+        computed once per head, as go-ethereum caches it, since wallets ask before every send."""
         head = self.chain.head
-        for number in range(max(head.number - 19, 1), head.number + 1):
-            header = self.chain.header_by_number(number)
-            tips.extend(tx.effective_tip(header.base_fee) for tx in self.chain.transactions(header.hash))
-        if not tips:
-            return DEFAULT_TIP
-        return max(sorted(tips)[(len(tips) - 1) * 60 // 100], 1)
+        if self._tip is None or self._tip[0] != head.hash:
+            tips = []
+            for number in range(max(head.number - TIP_SAMPLE_BLOCKS + 1, 1), head.number + 1):
+                header = self.chain.header_by_number(number)
+                tips.extend(tx.effective_tip(header.base_fee) for tx in self.chain.transactions(header.hash))
+            self._tip = (head.hash, max(sorted(tips)[(len(tips) - 1) * 60 // 100], 1) if tips else DEFAULT_TIP)
+        return self._tip[1]
 
     def eth_feeHistory(self, block_count, newest_block, reward_percentiles=None) -> dict:
-        count = block_count if isinstance(block_count, int) else params.quantity(block_count, "blockCount")
+        count = (block_count if isinstance(block_count, int) and not isinstance(block_count, bool)
+                 else params.quantity(block_count, "blockCount", bits=64))
         if not 1 <= count <= FEE_HISTORY_MAX_BLOCKS:
             raise invalid_params(f"blockCount must be between 1 and {FEE_HISTORY_MAX_BLOCKS}")
         newest = self._header(newest_block)
         if newest is None:
             raise RpcError(SERVER_ERROR, "header not found")
         percentiles = reward_percentiles or []
-        if not isinstance(percentiles, list) or any(
-                not isinstance(p, (int, float)) or not 0 <= p <= 100 for p in percentiles) or percentiles != sorted(percentiles):
+        if not isinstance(percentiles, list) or len(percentiles) > FEE_HISTORY_MAX_PERCENTILES:
+            raise invalid_params(f"rewardPercentiles must be a list of at most {FEE_HISTORY_MAX_PERCENTILES} numbers")
+        if any(isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 100 for p in percentiles) \
+                or percentiles != sorted(percentiles):
             raise invalid_params("rewardPercentiles must be increasing numbers in [0, 100]")
         oldest = max(newest.number - count + 1, 0)
         base_fees, ratios, rewards = [], [], []
         for number in range(oldest, newest.number + 1):
+            check_budget()
             header = self.chain.header_by_number(number)
             base_fees.append(fmt.hexint(header.base_fee))
             ratios.append(header.gas_used / header.gas_limit)
@@ -243,78 +269,73 @@ class EthApi:
 
     # -- logs --------------------------------------------------------------
     def eth_getLogs(self, log_filter) -> list[dict]:
-        if not isinstance(log_filter, dict):
-            raise invalid_params("filter object expected")
-        addresses, topics = filter_criteria(log_filter)
-        if "blockHash" in log_filter:
-            if "fromBlock" in log_filter or "toBlock" in log_filter:
-                raise invalid_params("blockHash cannot be combined with fromBlock/toBlock")
-            header = self.chain.header_by_hash(params.hash32(log_filter["blockHash"], "blockHash"))
+        return self.logs(params.log_filter(log_filter))
+
+    def logs(self, query: LogFilter) -> list[dict]:
+        """Every log a parsed query matches: one block by hash, or a bounded range of canonical blocks."""
+        if query.block_hash is not None:
+            header = self.chain.header_by_hash(query.block_hash)
             if header is None:
                 raise RpcError(SERVER_ERROR, "unknown block")
-            headers = [header]
-        else:
-            first = self._header(log_filter.get("fromBlock", "latest"))
-            last = self._header(log_filter.get("toBlock", "latest"))
-            if first is None or last is None:
-                return []
-            if last.number - first.number >= LOGS_MAX_BLOCK_RANGE:
-                raise RpcError(SERVER_ERROR, f"block range too large: at most {LOGS_MAX_BLOCK_RANGE} blocks")
-            headers = (self.chain.header_by_number(n) for n in range(first.number, last.number + 1))
-        return self.logs_in(headers, addresses, topics)
+            return self.logs_in([header], query)
+        first, last = self.resolve(query.from_block), self.resolve(query.to_block)
+        if first is None or last is None:
+            return []
+        return self.logs_in(self.canonical_headers(first.number, last.number), query)
 
-    def logs_in(self, headers, addresses, topics) -> list[dict]:
-        """Every log of these blocks that matches, blooms first (shared with the filters)."""
-        found = []
+    def canonical_headers(self, first: int, last: int):
+        """Canonical headers first..last, refusing a range wider than LOGS_MAX_BLOCK_RANGE."""
+        if last - first >= LOGS_MAX_BLOCK_RANGE:
+            raise RpcError(SERVER_ERROR, f"block range too large: at most {LOGS_MAX_BLOCK_RANGE} blocks")
+        return (self.chain.header_by_number(n) for n in range(first, last + 1))
+
+    def logs_in(self, headers, query: LogFilter) -> list[dict]:
+        """Every log of these blocks that matches, blooms first (shared with the filters).
+        A block stored but never executed (a side block) has no receipts, hence no logs to report."""
+        matcher = _LogMatcher(query)
+        found, size = [], 0
         for header in headers:
-            if not _bloom_may_match(header.logs_bloom, addresses, topics):
+            check_budget()
+            if not matcher.may_match(header.logs_bloom):
                 continue
             receipts = self.chain.receipts(header.hash)
-            txs = self.chain.transactions(header.hash)
+            if receipts is None:
+                continue
             log_index = 0
-            for tx_index, (receipt, tx) in enumerate(zip(receipts, txs)):
-                for entry in fmt.logs_json(receipt, tx, header, tx_index, log_index):
-                    if _log_matches(entry, addresses, topics):
-                        found.append(entry)
-                log_index += len(receipt.logs)
-            if len(found) > LOGS_MAX_RESULTS:
-                raise RpcError(SERVER_ERROR, f"query returned more than {LOGS_MAX_RESULTS} results")
+            for tx_index, (receipt, tx) in enumerate(zip(receipts, self.chain.transactions(header.hash))):
+                for log in receipt.logs:
+                    if matcher.matches(log):
+                        size += fmt.log_json_size(log)
+                        if len(found) == LOGS_MAX_RESULTS or size > LOGS_MAX_RESPONSE_BYTES:
+                            raise RpcError(SERVER_ERROR, f"query returned more than {LOGS_MAX_RESULTS} results "
+                                                         f"or {LOGS_MAX_RESPONSE_BYTES} bytes: narrow the range")
+                        found.append(fmt.log_json(log, tx, header, tx_index, log_index))
+                    log_index += 1
         return found
 
 
-def filter_criteria(log_filter: dict) -> tuple[set[str] | None, list[set[str] | None]]:
-    raw_addresses = log_filter.get("address")
-    if raw_addresses is None:
-        addresses = None
-    else:
-        items = raw_addresses if isinstance(raw_addresses, list) else [raw_addresses]
-        addresses = {params.address(a, "address").to_checksum() for a in items}
-    topics = []
-    raw_topics = log_filter.get("topics") or []
-    if not isinstance(raw_topics, list) or len(raw_topics) > 4:
-        raise invalid_params("topics must be a list of at most 4 positions")
-    for position in raw_topics:
-        if position is None:
-            topics.append(None)
-        else:
-            options = position if isinstance(position, list) else [position]
-            topics.append({fmt.hexbytes(params.hash32(t, "topic")) for t in options})
-    return addresses, topics
+class _LogMatcher:
+    """A query's tests on a block's bloom and on each log; the bloom bits of every
+    address and topic are computed once per query, not once per block."""
 
+    def __init__(self, query: LogFilter) -> None:
+        self.addresses = query.addresses
+        self.topics = query.topics
+        self._bloom_groups = [[_bloom_bits(item) for item in group]
+                              for group in (query.addresses, *query.topics) if group is not None]
 
-def _bloom_may_match(bloom: bytes, addresses, topics) -> bool:
-    filter_ = BloomFilter(int.from_bytes(bloom, "big"))
-    if addresses is not None and not any(bytes.fromhex(a[2:]) in filter_ for a in addresses):
-        return False
-    for options in topics:
-        if options is not None and not any(bytes.fromhex(t[2:]) in filter_ for t in options):
+    def may_match(self, bloom: bytes) -> bool:
+        value = int.from_bytes(bloom, "big")
+        return all(any(value & bits == bits for bits in group) for group in self._bloom_groups)
+
+    def matches(self, log: Log) -> bool:
+        if self.addresses is not None and log.address not in self.addresses:
             return False
-    return True
+        if len(self.topics) > len(log.topics):
+            return False
+        return all(options is None or log.topics[i] in options for i, options in enumerate(self.topics))
 
 
-def _log_matches(entry: dict, addresses, topics) -> bool:
-    if addresses is not None and entry["address"] not in addresses:
-        return False
-    if len(topics) > len(entry["topics"]):
-        return False
-    return all(options is None or entry["topics"][i] in options for i, options in enumerate(topics))
+def _bloom_bits(item: bytes) -> int:
+    """The three bloom bits an address or topic sets, as one mask."""
+    return int(BloomFilter.from_iterable([item]))

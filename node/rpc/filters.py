@@ -1,30 +1,51 @@
 """Polling filters — eth_newFilter, eth_newBlockFilter, eth_getFilterChanges,
 eth_getFilterLogs, eth_uninstallFilter — kept as go-ethereum keeps them: in
-this node's memory, and dropped after five minutes without a poll."""
+this node's memory, and dropped after five minutes without a poll.
+
+A filter is stored as its parsed criteria (`params.LogFilter`), never the raw
+JSON, and counted against the client that installed it: one client cannot
+crowd out the others, and the whole table is bounded by what it holds."""
 from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from dataclasses import dataclass
 
 from node.rpc import format as fmt
 from node.rpc import params
+from node.rpc.budget import check_budget, current_client
 from node.rpc.errors import SERVER_ERROR, RpcError, invalid_params
-from node.rpc.eth import EthApi, filter_criteria
+from node.rpc.eth import EthApi
+from node.rpc.params import LogFilter
 
 FILTER_TIMEOUT = 300.0
-MAX_FILTERS = 1000
+"""Seconds without a poll after which a filter is dropped (go-ethereum's filter deadline, 5 min)."""
+MAX_FILTERS_PER_CLIENT = 100
+"""Filters one client (remote address) may hold. go-ethereum and Besu cap only by the
+timeout; a per-client count keeps one client from using up the table for everyone."""
+MAX_FILTER_ENTRIES_PER_CLIENT = 10_000
+"""Entries (one per filter, plus one per address or topic it lists) one client may hold:
+a filter may list up to 5,000 criteria, so counting filters alone does not bound memory."""
+MAX_FILTER_ENTRIES = 100_000
+"""All clients' entries together (a few MB): the backstop when many addresses install filters."""
+FILTER_MAX_BLOCKS_PER_POLL = 1_000
+"""Blocks one eth_getFilterChanges reports or scans; a filter left behind (a long sync, a
+slow client) catches up over several polls instead of scanning thousands of blocks in one."""
 
 
 @dataclass
 class _Filter:
-    kind: str
-    """"blocks" or "logs"."""
+    client: str
+    query: LogFilter | None
+    """The parsed criteria of a log filter; None for a block filter."""
     next_block: int
     """The first block not yet reported by eth_getFilterChanges."""
     polled: float
-    query: dict = field(default_factory=dict)
-    """The original log filter object (for eth_getFilterLogs)."""
+
+    @property
+    def entries(self) -> int:
+        return 1 + (self.query.size if self.query is not None else 0)
 
 
 class FilterApi:
@@ -32,20 +53,50 @@ class FilterApi:
         self.eth = eth
         self.chain = eth.chain
         self.clock = clock
-        self._filters: dict[str, _Filter] = {}
+        self._filters: OrderedDict[str, _Filter] = OrderedDict()
+        """By filter id, least recently polled first (so expiry stops at the first live one)."""
+        self._held: dict[str, tuple[int, int]] = {}
+        """Per client: (filters, entries) it holds."""
+        self._entries = 0
 
     def _install(self, installed: _Filter) -> str:
         self._expire()
-        if len(self._filters) >= MAX_FILTERS:
-            raise RpcError(SERVER_ERROR, f"too many filters installed (limit {MAX_FILTERS})")
+        filters, entries = self._held.get(installed.client, (0, 0))
+        if filters >= MAX_FILTERS_PER_CLIENT:
+            raise RpcError(SERVER_ERROR, f"too many filters installed by this client (limit {MAX_FILTERS_PER_CLIENT})")
+        if entries + installed.entries > MAX_FILTER_ENTRIES_PER_CLIENT:
+            raise RpcError(SERVER_ERROR, "filters of this client list too many addresses and topics "
+                                         f"(limit {MAX_FILTER_ENTRIES_PER_CLIENT}): uninstall some")
+        if self._entries + installed.entries > MAX_FILTER_ENTRIES:
+            raise RpcError(SERVER_ERROR,
+                           f"too many filters installed on this node (limit {MAX_FILTER_ENTRIES} entries)")
         filter_id = "0x" + secrets.token_hex(16)
         self._filters[filter_id] = installed
+        self._account(installed, +1)
         return filter_id
+
+    def _account(self, changed: _Filter, sign: int) -> None:
+        filters, entries = self._held.get(changed.client, (0, 0))
+        filters, entries = filters + sign, entries + sign * changed.entries
+        if filters:
+            self._held[changed.client] = (filters, entries)
+        else:
+            del self._held[changed.client]
+        self._entries += sign * changed.entries
+
+    def _remove(self, filter_id: str) -> bool:
+        removed = self._filters.pop(filter_id, None)
+        if removed is not None:
+            self._account(removed, -1)
+        return removed is not None
 
     def _expire(self) -> None:
         now = self.clock()
-        for filter_id in [i for i, f in self._filters.items() if now - f.polled > FILTER_TIMEOUT]:
-            del self._filters[filter_id]
+        while self._filters:
+            oldest_id, oldest = next(iter(self._filters.items()))
+            if now - oldest.polled <= FILTER_TIMEOUT:
+                break
+            self._remove(oldest_id)
 
     def _get(self, filter_id) -> _Filter:
         self._expire()
@@ -53,41 +104,45 @@ class FilterApi:
         if found is None:
             raise RpcError(SERVER_ERROR, "filter not found")
         found.polled = self.clock()
+        self._filters.move_to_end(filter_id)
         return found
 
     def eth_newBlockFilter(self) -> str:
-        return self._install(_Filter("blocks", self.chain.head.number + 1, self.clock()))
+        return self._install(_Filter(current_client(), None, self.chain.head.number + 1, self.clock()))
 
     def eth_newFilter(self, log_filter) -> str:
-        if not isinstance(log_filter, dict):
-            raise invalid_params("filter object expected")
-        filter_criteria(log_filter)  # reject a malformed filter now, not at the first poll
+        query = params.log_filter(log_filter)
+        if query.block_hash is not None:
+            raise invalid_params("blockHash is not supported by eth_newFilter: use eth_getLogs")
         start = self.chain.head.number + 1
-        if "fromBlock" in log_filter:
-            tag = params.block_id(log_filter["fromBlock"], "fromBlock")
-            if isinstance(tag, int):
-                start = max(tag, start)
-        return self._install(_Filter("logs", start, self.clock(), dict(log_filter)))
+        if isinstance(query.from_block, int):
+            start = max(query.from_block, start)
+        return self._install(_Filter(current_client(), query, start, self.clock()))
 
     def eth_getFilterChanges(self, filter_id):
+        """What happened since the last poll, at most FILTER_MAX_BLOCKS_PER_POLL blocks of it;
+        the filter moves on only once the answer is complete, so an aborted poll loses nothing."""
         installed = self._get(filter_id)
-        head = self.chain.head.number
-        first, installed.next_block = installed.next_block, head + 1
-        if installed.kind == "blocks":
-            return [fmt.hexbytes(self.chain.header_by_number(n).hash) for n in range(first, head + 1)]
-        last = head
-        if "toBlock" in installed.query:
-            tag = params.block_id(installed.query["toBlock"], "toBlock")
-            last = min(head, tag) if isinstance(tag, int) else head
-        addresses, topics = filter_criteria(installed.query)
-        return self.eth.logs_in((self.chain.header_by_number(n) for n in range(first, last + 1)), addresses, topics)
+        first = installed.next_block
+        last = min(self.chain.head.number, first + FILTER_MAX_BLOCKS_PER_POLL - 1)
+        if installed.query is None:
+            changes = []
+            for number in range(first, last + 1):
+                check_budget()
+                changes.append(fmt.hexbytes(self.chain.header_by_number(number).hash))
+        else:
+            end = self.eth.resolve(installed.query.to_block)
+            last = min(last, end.number) if end is not None else last
+            changes = self.eth.logs_in(self.eth.canonical_headers(first, last), installed.query)
+        installed.next_block = max(first, last + 1)
+        return changes
 
     def eth_getFilterLogs(self, filter_id) -> list[dict]:
         installed = self._get(filter_id)
-        if installed.kind != "logs":
+        if installed.query is None:
             raise RpcError(SERVER_ERROR, "filter is not a log filter")
-        return self.eth.eth_getLogs(installed.query)
+        return self.eth.logs(installed.query)
 
     def eth_uninstallFilter(self, filter_id) -> bool:
         self._expire()
-        return self._filters.pop(filter_id, None) is not None if isinstance(filter_id, str) else False
+        return isinstance(filter_id, str) and self._remove(filter_id)

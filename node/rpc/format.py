@@ -1,7 +1,7 @@
 """The JSON shapes of blocks, transactions, receipts and logs, as go-ethereum returns them."""
 from __future__ import annotations
 
-from vm.blocks import Header, Receipt
+from vm.blocks import Header, Log, Receipt
 from vm.transactions import LEGACY, Transaction
 
 EMPTY_UNCLES_HASH = "0x1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347"
@@ -76,8 +76,8 @@ def transaction_json(tx: Transaction, header: Header | None = None, index: int |
     return result
 
 
-def logs_json(receipt: Receipt, tx: Transaction, header: Header, tx_index: int, first_log_index: int) -> list[dict]:
-    return [{
+def log_json(log: Log, tx: Transaction, header: Header, tx_index: int, log_index: int) -> dict:
+    return {
         "address": address(log.address),
         "topics": [hexbytes(topic) for topic in log.topics],
         "data": hexbytes(log.data),
@@ -85,9 +85,24 @@ def logs_json(receipt: Receipt, tx: Transaction, header: Header, tx_index: int, 
         "blockHash": hexbytes(header.hash),
         "transactionHash": hexbytes(tx.hash),
         "transactionIndex": hexint(tx_index),
-        "logIndex": hexint(first_log_index + offset),
+        "logIndex": hexint(log_index),
         "removed": False,
-    } for offset, log in enumerate(receipt.logs)]
+    }
+
+
+LOG_JSON_OVERHEAD = 400
+"""Bytes of a log's JSON besides its topics and data (the hashes, numbers and keys):
+enough to bound a response's size without encoding it."""
+TOPIC_JSON_BYTES = 70
+
+
+def log_json_size(log: Log) -> int:
+    """An upper estimate of `log_json`'s encoded length."""
+    return LOG_JSON_OVERHEAD + TOPIC_JSON_BYTES * len(log.topics) + 2 * len(log.data)
+
+
+def logs_json(receipt: Receipt, tx: Transaction, header: Header, tx_index: int, first_log_index: int) -> list[dict]:
+    return [log_json(log, tx, header, tx_index, first_log_index + offset) for offset, log in enumerate(receipt.logs)]
 
 
 def receipt_json(receipt: Receipt, tx: Transaction, header: Header, tx_index: int, first_log_index: int) -> dict:

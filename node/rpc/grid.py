@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import platform
+from array import array
+from bisect import bisect_left
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 from importlib.metadata import version
 
-from node.chain import Chain
+from node.chain import MAX_REORG_DEPTH, Chain
 from node.mempool import Mempool
 from node.rpc import format as fmt
 from node.rpc.errors import invalid_params
+from vm.blocks import Header
 from vm.native import NATIVE_CONTRACTS
+from vm.types import Address
 
 VERSION = version("gridnode")
 CLIENT_VERSION = f"gridnode/v{VERSION}/{platform.system().lower()}-{platform.machine()}/python{platform.python_version()}"
@@ -26,6 +30,73 @@ class NodeIdentity:
     peer_id: str | None = None
 
 
+MAX_MINING_WINDOW = 2**64 - 1
+"""grid_miningStats' `window` is a block count, so a uint64 like every block number."""
+
+
+class ProducerIndex:
+    """Which heights of the canonical chain each producer sealed, kept up to date on every
+    head change, so mining statistics over any window cost a binary search per producer
+    instead of a walk over the chain. Built once from the store, then followed block by block."""
+
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
+        self._heights: dict[Address, array] = {}
+        """Per producer, the canonical heights (ascending, from 1) it sealed."""
+        self._recent: dict[int, bytes] = {}
+        """Hash of each of the last MAX_REORG_DEPTH + 1 indexed heights: where a reorg is detected."""
+        self.head = 0
+        self._rebuild()
+        chain.subscribe(lambda head, orphaned: self.follow(head))
+
+    def _rebuild(self) -> None:
+        """Index the canonical chain from the store (the stored hash is used as is:
+        re-hashing every header would triple the start-up time)."""
+        self._heights, self._recent, self.head = {}, {}, 0
+        store = self.chain.store
+        hashes = (store.canonical_hash(n) for n in range(1, self.chain.head.number + 1))
+        self._append((block_hash, store.header(block_hash)) for block_hash in hashes)
+
+    def _append(self, blocks: Iterable[tuple[bytes, Header]]) -> None:
+        """Index (hash, header) pairs that extend the indexed chain, lowest first."""
+        for block_hash, header in blocks:
+            self._heights.setdefault(header.producer, array("q")).append(header.number)
+            self._recent[header.number] = block_hash
+            self._recent.pop(header.number - MAX_REORG_DEPTH - 1, None)
+            self.head = header.number
+
+    def _truncate(self, height: int) -> None:
+        """Forget every indexed height above `height` (a branch being replaced)."""
+        for producer in list(self._heights):
+            heights = self._heights[producer]
+            while heights and heights[-1] > height:
+                heights.pop()
+            if not heights:
+                del self._heights[producer]
+        for number in range(height + 1, self.head + 1):
+            self._recent.pop(number, None)
+        self.head = height
+
+    def follow(self, head: Header) -> None:
+        """Catch up with a new head: walk back from it to the first height whose indexed
+        hash still matches, drop what is above, append the new branch."""
+        branch = []
+        header = head
+        while header.number > 0 and self._recent.get(header.number) != header.hash:
+            if header.number <= self.head - MAX_REORG_DEPTH:  # below what is remembered: start afresh
+                self._rebuild()
+                return
+            branch.append(header)
+            header = self.chain.header_by_hash(header.parent_hash)
+        self._truncate(header.number)
+        self._append((block.hash, block) for block in reversed(branch))
+
+    def blocks_since(self, first: int) -> dict[Address, int]:
+        """Blocks each producer sealed at heights first..head."""
+        won = {producer: len(heights) - bisect_left(heights, first) for producer, heights in self._heights.items()}
+        return {producer: count for producer, count in won.items() if count}
+
+
 class GridApi:
     def __init__(self, chain: Chain, mempool: Mempool, identity: NodeIdentity,
                  peer_count: Callable[[], int] = lambda: 0) -> None:
@@ -33,6 +104,7 @@ class GridApi:
         self.mempool = mempool
         self.identity = identity
         self.peer_count = peer_count
+        self.producers = ProducerIndex(chain)
 
     def web3_clientVersion(self) -> str:
         return CLIENT_VERSION
@@ -81,13 +153,11 @@ class GridApi:
         """Blocks won and orphaned per producer over the last `window` canonical blocks
         (default all), each producer's measured share, and the current difficulty."""
         head = self.chain.head
-        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
-            raise invalid_params("window must be a positive number of blocks")
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int)
+                                   or not 1 <= window <= MAX_MINING_WINDOW):
+            raise invalid_params(f"window must be a number of blocks between 1 and {MAX_MINING_WINDOW}")
         first = max(head.number - window + 1, 1) if window else 1
-        won: dict = {}
-        for number in range(first, head.number + 1):
-            producer = self.chain.header_by_number(number).producer
-            won[producer] = won.get(producer, 0) + 1
+        won = self.producers.blocks_since(first)
         orphaned: dict = {}
         for producer in self.chain.orphans.values():
             orphaned[producer] = orphaned.get(producer, 0) + 1

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import pytest
 from consensus.engine import Signer
-from helpers import NodeProcess
+from helpers import ADMIN_API, NodeProcess
 from network.conftest import SIGNER, make_network, wait_until
 from node.p2p.config import P2PConfig
 from node.p2p.identity import load_or_create_identity
@@ -31,7 +31,7 @@ HISTORY = 5_000
 
 def test_late_node_syncs_thousands_of_blocks_and_reports_progress(tmp_path):
     (ahead, late), _ = make_network(tmp_path, ["ahead", "late"], HISTORY)
-    producer = NodeProcess(ahead.root).start()
+    producer = NodeProcess(ahead.root, ADMIN_API).start()
     follower = None
     try:
         w3_ahead = producer.web3()
@@ -57,7 +57,7 @@ def test_late_node_syncs_thousands_of_blocks_and_reports_progress(tmp_path):
 
 def test_strangers_are_refused(tmp_path, node_factory):
     (honest, admitted, forked), genesis = make_network(tmp_path, ["honest", "admitted", "forked"], 0)
-    node = node_factory(honest.root)
+    node = node_factory(honest.root, *ADMIN_API)
     address = node.web3().provider.make_request("admin_nodeInfo", [])["result"]["listenAddrs"][0]
     friend = node_factory(admitted.root, "--bootnode", address)
     wait_until(lambda: friend.web3().net.peer_count == 1, 30, "the admitted node to peer")
@@ -118,7 +118,7 @@ def header_from_rpc(block) -> Header:
 def test_forged_gossip_blocks_are_refused_and_the_forger_dropped(tmp_path, node_factory):
     (honest, byzantine), genesis = make_network(tmp_path, ["honest", "byzantine"], 3)
     honest.signer_key_file.unlink()  # a follower: its head stays put, so forged children would be its head
-    node = node_factory(honest.root)
+    node = node_factory(honest.root, *ADMIN_API)
     w3 = node.web3()
     head = w3.eth.get_block("latest")
     parent = header_from_rpc(head)

@@ -7,6 +7,7 @@ import pytest
 from node.p2p.port import ChainStatus
 from node.p2p.wire import (
     MAX_BLOCKS_PER_RESPONSE,
+    MAX_SYNC_RESPONSE_FRAME,
     MAX_TRANSACTIONS_PER_BATCH,
     BlocksRequest,
     HashesRequest,
@@ -23,6 +24,13 @@ from node.p2p.wire import (
     encode_status,
     encode_transaction_batch,
     transaction_topic,
+)
+from vm.limits import (
+    MAX_BLOCK_BYTES,
+    MAX_BLOCKS_RESPONSE_BYTES,
+    MAX_GOSSIP_MESSAGE,
+    MAX_TRANSACTION_SIZE,
+    SYNC_RESPONSE_BLOCKS,
 )
 
 
@@ -73,3 +81,20 @@ def test_transaction_batches_and_topics():
         with pytest.raises(WireError):
             decode_transaction_batch(msgpack.packb(bad))
     assert block_topic(1337) == "/gridnode/1337/block/1" and transaction_topic(7) == "/gridnode/7/tx/1"
+
+
+def test_the_byte_budget_fits_the_wire():
+    """A maximal transaction travels alone in a batch; a sync answer at its byte cap, of
+    maximal blocks or of as many small ones as allowed, fits the response frame."""
+    assert len(encode_transaction_batch([b"\xff" * MAX_TRANSACTION_SIZE])) <= MAX_GOSSIP_MESSAGE
+    maximal_blocks = [b"\xff" * MAX_BLOCK_BYTES] * SYNC_RESPONSE_BLOCKS
+    assert len(encode_items(maximal_blocks)) <= MAX_SYNC_RESPONSE_FRAME
+    many_blocks = [b"\xff" * (MAX_BLOCKS_RESPONSE_BYTES // MAX_BLOCKS_PER_RESPONSE)] * MAX_BLOCKS_PER_RESPONSE
+    assert len(encode_items(many_blocks)) <= MAX_SYNC_RESPONSE_FRAME
+
+
+def test_transaction_batches_beyond_the_budget_are_refused_before_unpacking():
+    with pytest.raises(WireError, match=f"exceeds {MAX_GOSSIP_MESSAGE}"):
+        decode_transaction_batch(b"\x00" * (MAX_GOSSIP_MESSAGE + 1))
+    with pytest.raises(WireError, match=f"1..{MAX_TRANSACTION_SIZE} bytes"):
+        decode_transaction_batch(encode_transaction_batch([b"t", b"\xff" * (MAX_TRANSACTION_SIZE + 1)]))
