@@ -21,7 +21,7 @@ from node.cache import LRU, TRANSACTION_CACHE_BYTES, ByteLRU, transaction_footpr
 from node.state_db import StateDatabase
 from node.store import (Store, delete_block, put_block, put_execution, put_side, put_state, set_canonical,
                         set_head, unset_canonical, unset_side, write_genesis_marker)
-from vm.blocks import Block, Header, InvalidBlock, Receipt, combine_blooms, decode_block
+from vm.blocks import Block, Header, InvalidBlock, Receipt, combine_blooms, decode_transactions
 from vm.crypto import keccak256
 from vm.gas import next_base_fee
 from vm.limits import MAX_EXTRA_DATA
@@ -217,9 +217,6 @@ class Chain:
             return None
         return Block(header, tuple(self.transactions(block_hash)))
 
-    def decode_block(self, data: bytes) -> Block:
-        return decode_block(data, self.transaction_from_raw)
-
     def state(self) -> State:
         """A throwaway overlay on the head state (for eth_call, the mempool's checks)."""
         return self.state_db.state()
@@ -265,9 +262,27 @@ class Chain:
 
         Nothing is written unless every check passes. A block that fails for good is
         remembered as bad, so its descendants are refused without work."""
-        header = block.header
-        if self.header_by_hash(header.hash) is not None:
+        parent = self._verified_parent(block.header, now)
+        if parent is None:
             return ImportStatus.KNOWN
+        self._check_transactions_root(block.header, [tx.raw for tx in block.transactions])
+        return self._store_verified(block, parent)
+
+    def import_wire(self, header: Header, raw_transactions: tuple[bytes, ...], now: int | None = None) -> ImportStatus:
+        """`import_block` for a block as a peer sent it (see `vm.blocks.parse_block`): the
+        header, the seal, the parent and the transactions root are checked before any sender
+        is recovered, so a forged block of thousands of transactions costs one seal check."""
+        parent = self._verified_parent(header, now)
+        if parent is None:
+            return ImportStatus.KNOWN
+        self._check_transactions_root(header, raw_transactions)
+        block = Block(header, decode_transactions(raw_transactions, self.transaction_from_raw))
+        return self._store_verified(block, parent)
+
+    def _verified_parent(self, header: Header, now: int | None) -> Header | None:
+        """The parent of a new block whose header passes every rule; None if the block is known."""
+        if self.header_by_hash(header.hash) is not None:
+            return None
         self._refuse_known_bad(header)
         horizon = self.head.number - MAX_REORG_DEPTH
         if header.number <= horizon:
@@ -283,8 +298,16 @@ class Chain:
             if header.timestamp <= now + MAX_FUTURE_SECONDS:  # a block from the future may be good later
                 self._remember_bad(header.hash, str(exc))
             raise
-        if header.transactions_root != list_root([tx.raw for tx in block.transactions]):
+        return parent
+
+    @staticmethod
+    def _check_transactions_root(header: Header, raw_transactions) -> None:
+        if header.transactions_root != list_root(list(raw_transactions)):
             raise InvalidBlock("transactions root mismatch")  # not remembered: a relayer can swap a body
+
+    def _store_verified(self, block: Block, parent: Header) -> ImportStatus:
+        """Store a block whose header checked out: as a side block, or as the new head."""
+        header = block.header
         weight = self.store.total_weight(parent.hash) + self.engine.weight(header)
         if not self._heavier(header, weight, self.head, self.store.total_weight(self.head.hash)):
             self._check_side_room(header)

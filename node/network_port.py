@@ -6,7 +6,7 @@ from node.chain import BlockRefused, Chain, ImportStatus, UnknownParent
 from node.intake import TransactionIntake, UnregisteredSender
 from node.p2p.port import ChainStatus, ImportResult, Outcome
 from node.p2p.wire import MAX_BLOCKS_RESPONSE_BYTES
-from vm.blocks import InvalidBlock
+from vm.blocks import InvalidBlock, parse_block
 from vm.native.registry import REGISTRY
 from vm.transactions import InvalidTransaction
 from vm.transition import TransactionRejected
@@ -31,20 +31,22 @@ class NodeChainPort:
                            self.chain.total_weight(head.hash))
 
     def import_block(self, encoded_block: bytes) -> ImportResult:
+        """Parse (structure only), then let the chain check header, seal and parent before
+        it recovers any sender: a forged block is refused for the price of its seal."""
         try:
-            block = self.chain.decode_block(encoded_block)
+            header, raw_transactions = parse_block(encoded_block)
         except InvalidBlock as exc:
             return ImportResult(Outcome.INVALID, str(exc))
         try:
-            status = self.chain.import_block(block)
+            status = self.chain.import_wire(header, raw_transactions)
         except UnknownParent as exc:
-            return ImportResult(Outcome.UNKNOWN_PARENT, str(exc), block.header.number)
+            return ImportResult(Outcome.UNKNOWN_PARENT, str(exc), header.number)
         except BlockRefused as exc:
-            return ImportResult(Outcome.IGNORED, str(exc), block.header.number)
+            return ImportResult(Outcome.IGNORED, str(exc), header.number)
         except InvalidBlock as exc:
-            return ImportResult(Outcome.INVALID, str(exc), block.header.number)
+            return ImportResult(Outcome.INVALID, str(exc), header.number)
         outcome = Outcome.KNOWN if status is ImportStatus.KNOWN else Outcome.ACCEPTED
-        return ImportResult(outcome, status.value, block.header.number)
+        return ImportResult(outcome, status.value, header.number)
 
     def add_transaction(self, raw_transaction: bytes) -> ImportResult:
         try:

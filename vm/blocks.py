@@ -177,13 +177,14 @@ class Block:
         return rlp.encode([self.header.encode(), [tx.raw for tx in self.transactions]])
 
 
-def decode_block(data: bytes, decode_transaction) -> Block:
-    """Parse a block's wire form; raises InvalidBlock on anything malformed.
+def parse_block(data: bytes) -> tuple[Header, tuple[bytes, ...]]:
+    """A block's wire form as its header and raw transactions, without recovering any
+    sender; raises InvalidBlock on anything malformed.
 
     Cheapest checks first: the size; then the structure of the whole block (header
-    fields, transaction count, every transaction's envelope); only then the senders,
-    which `decode_transaction` recovers (the chain passes its cached decoder, so a
-    transaction already seen in the mempool is not verified again)."""
+    fields, transaction count, every transaction's envelope). Recovering senders,
+    the costly part, is left to the caller, which first checks the seal and the
+    parent (`Chain.import_wire`), so a forged block costs no signature work."""
     if len(data) > MAX_BLOCK_BYTES:
         raise InvalidBlock(f"block of {len(data)} bytes exceeds {MAX_BLOCK_BYTES}")
     try:
@@ -197,6 +198,21 @@ def decode_block(data: bytes, decode_transaction) -> Block:
     try:
         for raw in raws:
             check_structure(raw)
-        return Block(header, tuple(decode_transaction(raw) for raw in raws))
     except InvalidTransaction as exc:
         raise InvalidBlock(f"invalid transaction: {exc}") from None
+    return header, tuple(raws)
+
+
+def decode_transactions(raws, decode_transaction) -> tuple:
+    """Recover the senders of a parsed block's transactions; an invalid one makes the block invalid."""
+    try:
+        return tuple(decode_transaction(raw) for raw in raws)
+    except InvalidTransaction as exc:
+        raise InvalidBlock(f"invalid transaction: {exc}") from None
+
+
+def decode_block(data: bytes, decode_transaction) -> Block:
+    """Parse a block's wire form and recover its senders (`decode_transaction` is the
+    chain's cached decoder, so a transaction seen in the mempool is not verified again)."""
+    header, raws = parse_block(data)
+    return Block(header, decode_transactions(raws, decode_transaction))

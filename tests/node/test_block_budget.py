@@ -15,7 +15,7 @@ from node.chain import Chain
 from node.mempool import Mempool
 from node.producer import produce_block
 from node.store import Store
-from vm.blocks import Block, Header, InvalidBlock
+from vm.blocks import Block, Header, InvalidBlock, parse_block
 from vm.limits import (
     MAX_BLOCK_BYTES,
     MAX_EXTRA_DATA,
@@ -89,7 +89,7 @@ def test_producer_fills_blocks_by_bytes_and_never_seals_one_over_the_limit(chain
         assert len(encoded) <= MAX_BLOCK_BYTES
         assert len(encoded) == encoded_block_size(len(blocks[-1].header.encode()),
                                                   sum(rlp_string_size(len(tx.raw)) for tx in blocks[-1].transactions))
-        follower.import_block(follower.decode_block(encoded))  # a peer accepts every one
+        follower.import_wire(*parse_block(encoded))  # a peer accepts every one
     assert len(blocks) == 3 and [len(block.transactions) for block in blocks] == [7, 7, 4]
     assert follower.head.hash == producer.head.hash
 
@@ -120,5 +120,5 @@ def test_an_oversized_block_is_refused_before_any_transaction_is_decoded(chains,
 
     monkeypatch.setattr(follower, "transaction_from_raw", must_not_decode)
     with pytest.raises(InvalidBlock, match=f"block of {len(encoded)} bytes exceeds {MAX_BLOCK_BYTES}"):
-        follower.decode_block(encoded)
+        follower.import_wire(*parse_block(encoded))
     assert follower.head.number == 0

@@ -172,3 +172,23 @@ def test_invalid_side_branch_is_dropped_when_it_would_win(tmp_path, follower):
         follower.import_block(bad)
     assert follower.head == head and follower.header_by_hash(bad.hash) is None
     other.store.close()
+
+
+def test_a_forged_seal_is_refused_before_any_sender_is_recovered(producer, follower, monkeypatch):
+    """A peer's block is parsed for structure only; its transactions' signatures are
+    checked after the seal and parent, so a forged block of many transactions costs
+    one seal check, not thousands of signature recoveries."""
+    from node.intake import TransactionIntake
+    from node.network_port import NodeChainPort
+    from node.p2p.port import Outcome
+    block = produce(producer, [transfer(n) for n in range(20)])
+    forged = Block(block.header.with_seal(INTRUDER.sign(block.header.seal_hash)), block.transactions)
+    recovered = []
+    monkeypatch.setattr(follower, "transaction_from_raw", lambda raw: recovered.append(raw))
+    port = NodeChainPort(follower, TransactionIntake(follower, Mempool(follower.chain_id, follower.genesis.gas_limit)))
+    result = port.import_block(forged.encode())
+    assert result.outcome is Outcome.INVALID and "sealed by" in result.reason
+    assert recovered == [] and follower.head.number == 0
+    monkeypatch.undo()
+    assert port.import_block(block.encode()).outcome is Outcome.ACCEPTED
+    assert follower.head.hash == block.hash

@@ -18,7 +18,7 @@ from node.network_port import NodeChainPort
 from node.p2p.port import Outcome
 from node.producer import produce_block
 from node.store import Store
-from vm.blocks import Block
+from vm.blocks import Block, decode_block
 from vm.crypto import keccak256
 from vm.native.registry import REGISTRY
 from vm.transition import TransactionRejected
@@ -82,7 +82,7 @@ def test_a_rejected_block_does_not_fill_the_cache(chain, tmp_path):
         encoded = seal(other, producer_pool.mempool).encode()
     finally:
         other.store.close()
-    block = chain.decode_block(encoded)
+    block = decode_block(encoded, chain.transaction_from_raw)
     assert len(block.transactions) == 3 and len(chain._transactions) == 0
 
 
