@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)  # after every import a command needs
     logs.configure(args.log_level, args.log_format)
     for change in restore_process_limits():
-        log.warning(change)
+        log.info(change)
     try:
         return args.func(args) or 0
     except CommandError as exc:

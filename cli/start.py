@@ -186,6 +186,7 @@ def _rpc_config(args: argparse.Namespace) -> RpcConfig:
 
 
 def run_start(args: argparse.Namespace) -> int:
+    rpc = _rpc_config(args)  # a bad flag fails before anything is written to the data dir
     datadir = DataDir(Path(args.datadir))
     if not datadir.is_initialised():
         _init_devnet(datadir, args.engine)
@@ -195,7 +196,7 @@ def run_start(args: argparse.Namespace) -> int:
         if signer and not chain.engine.authorized(chain, chain.head, signer.address):
             raise CommandError(f"signer {signer.address.to_checksum()} may not produce blocks on this chain")
         config = NodeConfig(datadir=datadir, rpc_host=args.rpc_host, rpc_port=args.rpc_port, signer=signer,
-                            rpc=_rpc_config(args),
+                            rpc=rpc,
                             mempool=MempoolLimits(**{field: getattr(args, f"txpool_{field}")
                                                      for _, field, _, _ in TXPOOL_FLAGS}),
                             accounts=tuple(keystore_addresses(datadir.keystore)),

@@ -25,7 +25,7 @@ class LRU(OrderedDict):
 
 
 TRANSACTION_CACHE_BYTES = 64 * 1024 * 1024
-"""What the chain's decoded-transaction cache may hold. Entries are counted by bytes, not by
+"""What the chain's decoded-transaction cache (the pooled transactions) may hold. Entries are counted by bytes, not by
 number, since one transaction may be 128 KiB: 200,000 entries could have held 25 GiB. 64 MiB
 holds the 500 largest transactions, or several hundred thousand transfers (geth keeps
 decoded senders on the pooled transaction objects themselves; its pool is ~160 MiB of slots)."""
@@ -38,6 +38,16 @@ integers, sender and hash (tracemalloc: about 750 bytes for a transfer), rounded
 def transaction_footprint(tx) -> int:
     """Bytes a decoded transaction keeps alive: its raw envelope, its calldata copy, the object."""
     return len(tx.raw) + len(tx.data) + TRANSACTION_OVERHEAD_BYTES
+
+
+BODY_CACHE_BYTES = 16 * 1024 * 1024
+"""What the chain's cache of decoded block bodies (recent blocks' transactions, for receipts,
+blocks and logs over RPC) may hold. By entries, 64 bodies of maximal 128 KiB transactions held
+~128 MB; 16 MiB holds the last 8 maximal blocks, or 4 blocks of 60M gas of transfers."""
+
+
+def body_footprint(transactions) -> int:
+    return sum(transaction_footprint(tx) for tx in transactions)
 
 
 class ByteLRU:
@@ -74,7 +84,10 @@ class ByteLRU:
             _, (_, evicted) = self._entries.popitem(last=False)
             self.bytes -= evicted
 
-    def pop(self, key) -> None:
+    def pop(self, key, default=None):
+        """Remove `key`; its value, or `default` if it was not kept (as dict.pop)."""
         entry = self._entries.pop(key, None)
-        if entry is not None:
-            self.bytes -= entry[1]
+        if entry is None:
+            return default
+        self.bytes -= entry[1]
+        return entry[0]

@@ -17,7 +17,8 @@ from typing import Callable
 
 from consensus.engine import Engine, HeaderFields
 from genesis.config import Genesis, GenesisError
-from node.cache import LRU, TRANSACTION_CACHE_BYTES, ByteLRU, transaction_footprint
+from node.cache import (BODY_CACHE_BYTES, LRU, TRANSACTION_CACHE_BYTES, ByteLRU, body_footprint,
+                        transaction_footprint)
 from node.state_db import StateDatabase
 from node.store import (Store, delete_block, put_block, put_execution, put_side, put_state, set_canonical,
                         set_head, unset_canonical, unset_side, write_genesis_marker)
@@ -109,11 +110,11 @@ class Chain:
         self.state_db = StateDatabase(store)
         self._headers = LRU(8192)
         self._receipts = LRU(64)
-        self._bodies = LRU(64)
+        self._bodies = ByteLRU(BODY_CACHE_BYTES, body_footprint)
         self._bad_blocks = LRU(MAX_BAD_BLOCKS)
         self._transactions = ByteLRU(TRANSACTION_CACHE_BYTES, transaction_footprint)
-        """Decoded transactions admitted to the pool or included in a block built here, so block
-        import does not recover their senders again; never what was merely decoded."""
+        """Decoded transactions while the pool holds them, so the block that carries one does not
+        recover its sender again; never what was merely decoded, nor what was already mined."""
         self._listeners: list[Callable[[Header, list[Transaction]], None]] = []
         if store.genesis_hash() is None:
             self._write_genesis()
@@ -197,6 +198,10 @@ class Chain:
         """Keep an admitted transaction decoded, for the block that will carry it."""
         self._transactions.put(tx.hash, tx)
 
+    def forget_transaction(self, tx_hash: bytes) -> None:
+        """The pool let the transaction go (mined, replaced, evicted): no block needs it decoded now."""
+        self._transactions.pop(tx_hash)
+
     def receipts(self, block_hash: bytes) -> list[Receipt] | None:
         receipts = self._receipts.get(block_hash)
         if receipts is None:
@@ -251,8 +256,6 @@ class Chain:
         """Store a block this node built on the current head and make it the head."""
         if executed.block.header.parent_hash != self.head.hash:
             raise InvalidBlock("built block no longer extends the head")
-        for tx in executed.block.transactions:
-            self.remember_transaction(tx)
         self._commit_branch(self.head, [executed], executed.changes, executed.tree_update)
 
     # -- importing --------------------------------------------------------

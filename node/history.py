@@ -14,8 +14,8 @@ path-based full node likewise serves the state of its last 128 blocks, Besu's Bo
 HISTORY_CACHE_READERS = 8
 """Rolled-back readers kept for the current head: a wallet or explorer asking several
 questions at one old block rolls back once, not once per question."""
-HISTORY_CACHE_KEYS = 100_000
-"""Undo entries the cached readers may hold together (about 20 MB at most); a reader larger
+HISTORY_CACHE_KEYS = 25_000
+"""Undo entries the cached readers may hold together (about 5 MB at most); a reader larger
 than this is served but not kept."""
 
 

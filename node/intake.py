@@ -4,7 +4,7 @@ decode, admit to the mempool against the head state, and announce new ones.
 Only what the pool admitted is kept: its decoded form in the chain's cache (so the
 block that carries it is not verified again), when it was last announced, and
 whether it was submitted here. All three are forgotten when it leaves the pool, so
-none outgrows the pool, and a rejected transaction leaves nothing behind."""
+none outgrows the pool, and a rejected or mined transaction leaves nothing behind."""
 from __future__ import annotations
 
 import logging
@@ -140,9 +140,11 @@ class TransactionIntake:
         return min(len(due), REANNOUNCE_BATCH)
 
     def _forget(self, tx: Transaction) -> None:
-        """The pool let `tx` go (mined, replaced, evicted, expired): so does the intake."""
+        """The pool let `tx` go (mined, replaced, evicted, expired): so does the intake, and the
+        chain's decoded copy goes too (a mined transaction's block is already imported)."""
         self._last_announced.pop(tx.hash, None)
         self._local.discard(tx.hash)
+        self.chain.forget_transaction(tx.hash)
 
     def _after_head_change(self, head, orphaned: list[Transaction]) -> None:
         """Forget what the new head used, and take back what a reorg abandoned."""

@@ -35,7 +35,9 @@ txSlotSize. Counting slots rather than transactions bounds the pool's memory."""
 
 STALE_CANDIDATES_FACTOR = 2
 """The eviction heap is rebuilt once it holds this many entries per pooled transaction: a
-sender's entries are pushed again at every change to it, and old ones are only skipped."""
+sender's entries are pushed again at every change to it, and old ones are only skipped.
+Checked at every change, not only when the pool is full: a stale entry keeps a mined
+transaction (up to 128 KiB) alive."""
 
 QUEUED, OVER_SLOTS, WITHIN_SLOTS = 0, 1, 2
 """Eviction ranks, lowest evicted first: behind a nonce gap; pending beyond the sender's
@@ -259,8 +261,7 @@ class Mempool:
         before it), so an eviction never opens a nonce gap; queued ones are all candidates. The
         candidates are kept in a heap between calls, so making room costs a copy of it and a
         few pops, not a pass over the pool."""
-        if self._candidates_fee != self._base_fee or \
-                len(self._candidates) > STALE_CANDIDATES_FACTOR * len(self._by_hash) + self.limits.account_queue:
+        if self._candidates_fee != self._base_fee:
             self._rebuild_candidates()
         heap = self._candidates.copy()
         tails: dict[Address, int] = {}
@@ -328,6 +329,8 @@ class Mempool:
         self._pending_slots += sender.run_slots - before_pending
         for key in self._candidate_keys(sender):
             heapq.heappush(self._candidates, key)
+        if len(self._candidates) > STALE_CANDIDATES_FACTOR * len(self._by_hash) + self.limits.account_queue:
+            self._rebuild_candidates()  # stale keys hold departed transactions alive: amortised O(1)
         return result
 
     def _rebase(self, address: Address, sender: _Sender, nonce: int) -> None:

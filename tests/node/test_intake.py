@@ -73,6 +73,26 @@ def test_rejected_transactions_leave_nothing_behind(chain):
     assert len(chain._transactions) == 1
 
 
+def test_a_mined_transaction_leaves_the_cache_with_the_pool(chain, tmp_path):
+    """A follower keeps a pooled transaction decoded until the block carrying it is imported,
+    then lets it go: the cache holds the pool, not the chain's history."""
+    follower = Chain(Store(str(tmp_path / "follower")), chain.genesis, chain.genesis.create_engine())
+    try:
+        producer, follower_intake = intake_for(chain), intake_for(follower)
+        raws = [large(account) for account in PROSUMERS]
+        for raw in raws:
+            producer.submit(raw)
+            follower_intake.submit(raw)
+        assert len(follower._transactions) == 3
+        block = seal(chain, producer.mempool)
+        follower.import_block(decode_block(block.encode(), follower.transaction_from_raw))
+        assert follower.head.hash == block.hash
+        assert len(follower_intake.mempool) == 0 and len(follower._transactions) == 0
+        assert follower._transactions.bytes == 0 and len(chain._transactions) == 0
+    finally:
+        follower.store.close()
+
+
 def test_a_rejected_block_does_not_fill_the_cache(chain, tmp_path):
     other = Chain(Store(str(tmp_path / "other")), chain.genesis, chain.genesis.create_engine())
     try:

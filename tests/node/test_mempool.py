@@ -107,6 +107,25 @@ def test_prune_drops_used_nonces(state):
     assert first.hash not in mempool and second.hash in mempool
 
 
+def test_the_pool_keeps_nothing_of_what_left_it(state):
+    """A pool that never fills still lets go of mined transactions: nothing it keeps for
+    eviction holds them alive (a stale eviction entry once kept every 128 KiB one)."""
+    import gc
+    import weakref
+    mempool, sender = pool(slots=64), Address.from_hex(KEYS[0].address)
+    departed = []
+    for nonce in range(300):
+        pooled = tx(KEYS[0], nonce)
+        mempool.add(pooled, state, BASE_FEE)
+        departed.append(weakref.ref(pooled))
+        del pooled
+        state.set_account(sender, StateAccount(nonce + 1, 10**21))  # mined in the next block
+        mempool.prune(state)
+    gc.collect()
+    assert len(mempool) == 0
+    assert sum(ref() is not None for ref in departed) <= 64 + 2, "mined transactions are still referenced"
+
+
 def registered(state, count: int) -> list:
     """`count` fresh funded prosumer accounts."""
     accounts = [Account.create() for _ in range(count)]
