@@ -8,6 +8,8 @@ node (`ChainPort.import_block` / `add_transaction`) and maps the outcome:
     ACCEPTED        relay it
     KNOWN           drop it quietly (no relay, no penalty)
     UNKNOWN_PARENT  drop it and fetch the gap from the peer that sent it (sync)
+    IGNORED         drop it quietly: valid perhaps, but a side block we do not keep
+                    (below the reorg horizon, over the per-height caps), so not relayed
     INVALID         drop it and penalise that peer; repeated invalid blocks ban it
 
 py-libp2p's validators answer only yes or no, and every "no" counts as an invalid

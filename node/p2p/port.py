@@ -55,7 +55,8 @@ class ChainPort(Protocol):
         """Offer a raw signed transaction to the mempool."""
 
     def blocks(self, start: int, count: int) -> list[bytes]:
-        """Encoded canonical blocks from height `start`, at most `count`, fewer at the head."""
+        """Encoded canonical blocks from height `start`, at most `count`, fewer at the head or
+        where the next block would take the answer past the sync response's byte cap."""
 
     def canonical_hash(self, number: int) -> bytes | None:
         """Our canonical block hash at `number` (to find a common ancestor with a peer)."""
