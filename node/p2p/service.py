@@ -24,10 +24,15 @@ from node.p2p.host import ListenError
 from node.p2p.identity import IdentityError, load_or_create_identity
 from node.p2p.network import Network
 from node.p2p.port import ChainPort
+from node.p2p.wire import MAX_GOSSIP_MESSAGE
 
 __all__ = ["NetworkError", "P2PConfig", "P2PService"]
 
 log = logging.getLogger("gridnode.p2p")
+
+MAX_TRANSACTION_BYTES = MAX_GOSSIP_MESSAGE - 64
+"""A transaction must fit alone in a gossip batch."""
+
 
 class NetworkError(RuntimeError):
     """The network cannot start: an address is taken, a bootnode is malformed, the node key is unreadable."""
@@ -122,10 +127,14 @@ class P2PService:
 
     # -- publishing (non-blocking, thread-safe) -------------------------------------
     def publish_block(self, encoded: bytes) -> bool:
-        """Gossip a block this node produced (it fits one message: vm/limits.py). False if the
-        network is stopped."""
+        """Gossip a block this node produced. False if it cannot go out: larger than one gossip
+        message (the node's producer never seals one, see vm/limits.py; this layer still keeps
+        its own limit for any port), or the network is stopped."""
         network = self._network
         if network is None:
+            return False
+        if len(encoded) > MAX_GOSSIP_MESSAGE:
+            log.warning("block of %d bytes is too large for gossip: not sent", len(encoded))
             return False
         return self._submit(network.gossip.enqueue_block, bytes(encoded))
 
@@ -133,6 +142,9 @@ class P2PService:
         """Gossip a transaction this node admitted (batched with others within a few ms)."""
         network = self._network
         if network is None:
+            return False
+        if len(raw) > MAX_TRANSACTION_BYTES:
+            log.warning("transaction of %d bytes is too large for gossip", len(raw))
             return False
         return self._submit(network.gossip.enqueue_transaction, bytes(raw))
 
