@@ -27,7 +27,9 @@ def test_win_shares_match_hash_rates_1_2_3(tmp_path):
         result = chisquare(won, expected)
         print(f"\nwins {won} of {BLOCKS} (shares {[round(w / BLOCKS, 3) for w in won]}, beta (0.167, 0.333, 0.5)); "
               f"chi-square p = {result.pvalue:.3f}; orphans {stats['orphans']}, difficulty {stats['difficulty']}")
-        assert result.pvalue > 0.01
+        # 0.001, not 0.01: the test runs on every CI run, and a 1 % false alarm rate fails one
+        # run in a hundred with nothing wrong; a real bias in the shares still shows as p ≪ 0.001.
+        assert result.pvalue > 0.001
         assert {m["address"] for m in stats["miners"]} <= set(miners)
 
 
