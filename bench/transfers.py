@@ -105,53 +105,66 @@ async def main() -> int:
         print(f"node: {await rpc.call('web3_clientVersion')} at {args.rpc}")
         print(f"pre-signing {args.txs} transfers from {args.senders} senders ...", file=sys.stderr)
         signed = await presign(rpc, args)
-        submitted_at: dict[str, float] = {}
-        confirmed_at: dict[str, float] = {}
-        failures: dict[str, int] = {}
-        chunks = [signed[i:i + args.batch] for i in range(0, len(signed), args.batch)]
-        queue: asyncio.Queue = asyncio.Queue()
-        for chunk in chunks:
-            queue.put_nowait(chunk)
-
-        async def submitter() -> None:
-            while not queue.empty():
-                chunk = queue.get_nowait()
-                started = time.perf_counter()
-                for tx_hash, _ in chunk:
-                    submitted_at[tx_hash] = started
-                replies = await rpc.batch([("eth_sendRawTransaction", [raw]) for _, raw in chunk])
-                for (tx_hash, _), reply in zip(chunk, replies):
-                    if "error" in reply:
-                        reason = reply["error"]["message"].split(":")[0]
-                        failures[f"rejected: {reason}"] = failures.get(f"rejected: {reason}", 0) + 1
-                        submitted_at.pop(tx_hash, None)
-
-        start_block = int(await rpc.call("eth_blockNumber"), 16)
-        t0 = time.perf_counter()
-        watcher = asyncio.create_task(watch(rpc, start_block, submitted_at, confirmed_at, failures, args))
-        await asyncio.gather(*(submitter() for _ in range(args.concurrency)))
-        submit_seconds = time.perf_counter() - t0
-        await watcher
-        wall = (max(confirmed_at.values()) - t0) if confirmed_at else float("nan")
-        latencies = [confirmed_at[h] - submitted_at[h] for h in confirmed_at]
+        result = await measure(rpc, signed, args)
+        latencies = result["latencies"]
+        submit_seconds, wall, confirmed, failures = (result["submit_seconds"], result["seconds"],
+                                                     result["confirmed"], result["failures"])
         print(f"transactions:      {args.txs} ({args.senders} senders, concurrency {args.concurrency}, "
               f"batch {args.batch})")
         print(f"submitted:         {args.txs / submit_seconds:,.0f} tx/s ({submit_seconds:.2f} s)")
-        print(f"confirmed:         {len(confirmed_at)} in {wall:.2f} s = {len(confirmed_at) / wall:,.0f} tx/s")
+        print(f"confirmed:         {confirmed} in {wall:.2f} s = {confirmed / wall:,.0f} tx/s")
         if latencies:
             print(f"submit→receipt:    p50 {percentile(latencies, 50):.3f} s   p95 {percentile(latencies, 95):.3f} s"
                   f"   max {max(latencies):.3f} s")
         print(f"failures:          {sum(failures.values())}" + "".join(f"\n  {k}: {v}" for k, v in failures.items()))
         if args.pid:
             print(f"node RSS:          {rss_mib(args.pid):.0f} MiB")
-        return 0 if not failures and len(confirmed_at) == args.txs else 1
+        return 0 if not failures and confirmed == args.txs else 1
 
 
-async def watch(rpc: Rpc, start_block: int, submitted_at: dict, confirmed_at: dict, failures: dict, args) -> None:
+async def measure(rpc: Rpc, signed: list[tuple[str, str]], args) -> dict:
+    """Submit `signed` with `args.concurrency` requests in flight (`args.batch` per request),
+    follow blocks until each is confirmed or `args.timeout` passes, and time it all from the
+    first submission to the last confirmed receipt."""
+    submitted_at: dict[str, float] = {}
+    confirmed_at: dict[str, float] = {}
+    failures: dict[str, int] = {}
+    queue: asyncio.Queue = asyncio.Queue()
+    for i in range(0, len(signed), args.batch):
+        queue.put_nowait(signed[i:i + args.batch])
+
+    async def submitter() -> None:
+        while not queue.empty():
+            chunk = queue.get_nowait()
+            started = time.perf_counter()
+            for tx_hash, _ in chunk:
+                submitted_at[tx_hash] = started
+            replies = await rpc.batch([("eth_sendRawTransaction", [raw]) for _, raw in chunk])
+            for (tx_hash, _), reply in zip(chunk, replies):
+                if "error" in reply:
+                    reason = f"rejected: {reply['error']['message'].split(':')[0]}"
+                    failures[reason] = failures.get(reason, 0) + 1
+                    submitted_at.pop(tx_hash, None)
+
+    start_block = int(await rpc.call("eth_blockNumber"), 16)
+    t0 = time.perf_counter()
+    watcher = asyncio.create_task(watch(rpc, start_block, submitted_at, confirmed_at, failures,
+                                        len(signed), args.timeout))
+    await asyncio.gather(*(submitter() for _ in range(args.concurrency)))
+    submit_seconds = time.perf_counter() - t0
+    await watcher
+    wall = (max(confirmed_at.values()) - t0) if confirmed_at else float("nan")
+    return {"transactions": len(signed), "submit_seconds": submit_seconds, "confirmed": len(confirmed_at),
+            "seconds": wall, "latencies": [confirmed_at[h] - submitted_at[h] for h in confirmed_at],
+            "failures": failures}
+
+
+async def watch(rpc: Rpc, start_block: int, submitted_at: dict, confirmed_at: dict, failures: dict,
+                expected: int, timeout: float) -> None:
     """Follow new blocks; a transfer is confirmed when its receipt is readable with status 1."""
     next_block = start_block + 1
-    deadline = time.perf_counter() + args.timeout
-    while time.perf_counter() < deadline and len(confirmed_at) + sum(failures.values()) < args.txs:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline and len(confirmed_at) + sum(failures.values()) < expected:
         head = int(await rpc.call("eth_blockNumber"), 16)
         while next_block <= head:
             block = await rpc.call("eth_getBlockByNumber", hex(next_block), False)
@@ -168,7 +181,7 @@ async def watch(rpc: Rpc, start_block: int, submitted_at: dict, confirmed_at: di
                         failures["receipt missing or status 0"] = failures.get("receipt missing or status 0", 0) + 1
             next_block += 1
         await asyncio.sleep(0.02)
-    missing = args.txs - len(confirmed_at) - sum(failures.values())
+    missing = expected - len(confirmed_at) - sum(failures.values())
     if missing > 0:
         failures["not confirmed before timeout"] = missing
 

@@ -10,16 +10,20 @@ from pathlib import Path
 from cli.errors import CommandError
 from consensus.engine import SealOptions, Signer
 from genesis.config import Genesis, GenesisError
-from genesis.devnet import dev_accounts, devnet_genesis_document
+from genesis.devnet import DEVNET_ACCOUNTS, DEVNET_KEYS, dev_accounts, devnet_genesis_document
 from node.datadir import DataDir, read_private_key, write_secret
 from node.mempool import MempoolLimits
 from node.rpc.budget import DEFAULT_BATCH_BUDGET, DEFAULT_CALL_BUDGET
 from node.rpc.server import (DEFAULT_APIS, DEFAULT_VHOSTS, KNOWN_APIS, MAX_BATCH_ITEMS, MAX_BATCH_RESPONSE_BYTES,
                              MAX_RESPONSE_BYTES, RpcConfig)
 from node.p2p.service import NetworkError
+from node.chain import Chain
 from node.keystore import keystore_addresses
 from node.service import Node, NodeConfig, open_chain
 from node.store import DatabaseLocked
+from vm.constants import ELECOIN
+from vm.native.registry import REGISTRY, Role
+from vm.native.signers import SIGNERS
 
 DEFAULT_DATADIR = "./gridnode-data"
 DEVNET_NAME = "gridnode-devnet"
@@ -158,14 +162,39 @@ def _signer(args: argparse.Namespace, datadir: DataDir) -> Signer | None:
         raise CommandError(f"cannot read signer key: {exc}") from None
 
 
-def _print_devnet_accounts() -> None:
+def _print_devnet_accounts(chain: Chain) -> None:
+    """Accounts and their keys, then the market contracts, as Anvil prints its accounts."""
     print("Accounts\n========\n")
     print("WARNING: These accounts, and their private keys, are publicly known.")
     print("Any funds sent to them on any public network WILL BE LOST.\n")
-    for index, account in enumerate(dev_accounts()):
-        role = "admin, operator" if index == 0 else "prosumer"
-        print(f"Account #{index}: {account.address.to_checksum()} (10000 ELC, {role})")
+    state = chain.state()
+    fiat = chain.contracts.by_name("FiatToken")
+    oracles = chain.contracts.by_name("Meters")
+    for index, account in enumerate(dev_accounts(DEVNET_KEYS)):
+        role = REGISTRY.role_at(state, account.address)
+        if role is Role.NONE:
+            continue
+        label = "admin, operator" if index == 0 else role.name.lower().replace("_", " ")
+        if oracles is not None and role is Role.METER_ORACLE:
+            label += f" of account #{index - DEVNET_ACCOUNTS + 1}"
+        holdings = f"{state.get_balance(account.address) // ELECOIN} ELC"
+        if fiat is not None:
+            holdings += f", {_units(fiat.balance_at(state, fiat.address, account.address), fiat.params['decimals'])} " \
+                        f"{fiat.params['symbol']}"
+        print(f"Account #{index}: {account.address.to_checksum()} ({holdings}, {label})")
         print(f"Private Key: 0x{account.private_key.hex()}\n")
+    market = [c for c in chain.contracts.placed() if c.address not in (REGISTRY.address, SIGNERS.address)]
+    print("Contracts\n=========\n")
+    for contract in chain.contracts.placed():
+        print(f"{contract.name:<16} {contract.address.to_checksum()}")
+    if market:
+        print("\nABIs: grid_contracts over JSON-RPC, or `gridnode market contracts`.")
+    print()
+
+
+def _units(amount: int, decimals: int) -> str:
+    whole, part = divmod(amount, 10**decimals)
+    return f"{whole}.{part:0{decimals}d}" if decimals else str(whole)
 
 
 def _rpc_config(args: argparse.Namespace) -> RpcConfig:
@@ -213,7 +242,7 @@ def run_start(args: argparse.Namespace) -> int:
                       flush=True)
             print(flush=True)
             if devnet:
-                _print_devnet_accounts()
+                _print_devnet_accounts(chain)
             print(f"Data dir: {datadir.root.resolve()}   Ctrl-C to stop.", flush=True)
 
         try:

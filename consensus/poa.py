@@ -61,7 +61,7 @@ class ProofOfAuthority(Engine):
         self._checkpoint_signers: dict[bytes, tuple[Address, ...]] = {}
 
     def genesis_state(self, state: State) -> None:
-        SIGNERS.write_genesis(state, list(self.config.signers))
+        SIGNERS.write_signers(state, list(self.config.signers))
 
     def _is_checkpoint(self, number: int) -> bool:
         return number > 0 and number % self.config.epoch == 0

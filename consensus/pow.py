@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 from consensus.engine import NEVER, ChainReader, Engine, HeaderFields, SealOptions, Signer
 from vm.blocks import Header, InvalidBlock, Receipt
+from vm.constants import ELECOIN
 from vm.crypto import keccak256
 from vm.state import State
 from vm.types import Address
 
-ELECOIN = 10**18
 ADJUSTMENT_QUOTIENT = 16
 MAX_DOWN_STEPS = 8
 TWO_256 = 2**256
@@ -100,15 +100,16 @@ class ProofOfWork(Engine):
         seal_hash = header.seal_hash
         nonce = int.from_bytes(keccak256(seal_hash + signer.address)[:NONCE_BYTES], "big")  # miners start apart
         per_batch = max(int((options.hashrate or 10**9) * BATCH_SECONDS), 1)
+        started, hashes = time.monotonic(), 0
         while not stop.is_set():
-            started = time.monotonic()
             for _ in range(per_batch):
                 candidate = nonce.to_bytes(NONCE_BYTES, "big")
                 if work_hash(seal_hash, candidate) <= target:
                     return header.with_seal(candidate)
                 nonce = (nonce + 1) % 2**64
-            if options.hashrate:
-                stop.wait(max(BATCH_SECONDS - (time.monotonic() - started), 0))
+            hashes += per_batch
+            if options.hashrate:  # pace against the start, so time lost to a late wake-up is made up
+                stop.wait(max(started + hashes / options.hashrate - time.monotonic(), 0))
         return None
 
     def verify_header(self, chain: ChainReader, header: Header, parent: Header) -> None:

@@ -8,17 +8,19 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from functools import cached_property
+
 from consensus.engine import Engine
 from consensus.factory import create_engine
+from genesis.contracts import ContractSpecError, build_contract_table
 from vm.blocks import Block, Header, combine_blooms
 from vm.crypto import keccak256
 from vm.merkle import list_root
-from vm.native import NATIVE_CONTRACTS
 from vm.native.registry import REGISTRY, Role
+from vm.native.table import ContractTable
 from vm.state import Account, State
 from vm.types import ZERO_ADDRESS, ZERO_HASH, Address
 
-ELECOIN = 10**18
 
 
 class GenesisError(ValueError):
@@ -105,6 +107,7 @@ class Genesis:
         if len({a.address for a in genesis.accounts}) != len(genesis.accounts):
             raise GenesisError("accounts lists an address twice")
         genesis.create_engine()
+        genesis.contracts  # checks the "contracts" section
         return genesis
 
     def create_engine(self) -> Engine:
@@ -113,17 +116,25 @@ class Genesis:
         except ValueError as exc:
             raise GenesisError(f"consensus: {exc}") from None
 
+    @cached_property
+    def contracts(self) -> ContractTable:
+        """The chain's contract table: system contracts plus the genesis' "contracts"."""
+        try:
+            return build_contract_table(self.source.get("contracts", {}))
+        except ContractSpecError as exc:
+            raise GenesisError(str(exc)) from None
+
     def to_json(self) -> str:
         return json.dumps(self.source, indent=2) + "\n"
 
     def write_state(self, state: State) -> None:
-        """Balances, native contracts' code, the engine's own state, the registry's members and admins."""
+        """Balances, every contract's code and initial storage, the engine's own state, the
+        registry's members and admins."""
         for account in self.accounts:
             state.set_account(account.address, Account(0, account.balance))
-        for contract in NATIVE_CONTRACTS.values():
-            state.set_code(contract.address, contract.code)
+        self.contracts.write_genesis(state)
         self.create_engine().genesis_state(state)
-        REGISTRY.write_genesis(state, list(self.admins),
+        REGISTRY.write_members(state, list(self.admins),
                                [(a.address, a.role, a.name) for a in self.accounts if a.role is not None],
                                list(self.nodes))
 
@@ -140,10 +151,6 @@ class Genesis:
         """keccak of the canonical genesis JSON, kept in block 0's extra data so that
         the genesis hash commits to every parameter, consensus settings included."""
         return keccak256(json.dumps(self.source, sort_keys=True, separators=(",", ":")).encode())
-
-    @property
-    def total_supply(self) -> int:
-        return sum(account.balance for account in self.accounts)
 
 
 def _integer(value, name: str, minimum: int = 0) -> int:

@@ -13,6 +13,9 @@ from vm.types import Address
 
 TEST_MNEMONIC = "test test test test test test test test test test test junk"
 DEVNET_ACCOUNTS = 20
+"""Accounts #0..#19: the admin (an operator) and 19 prosumers, each with elecoins and fiat tokens."""
+DEVNET_KEYS = 40
+"""With #20..#38, the meter oracles of prosumers #1..#19, and #39, an edge server that sells elecoins."""
 
 
 @dataclass(frozen=True)

@@ -23,19 +23,22 @@ from node.state_db import StateDatabase
 from node.store import (Store, delete_block, put_block, put_execution, put_side, put_state, set_canonical,
                         set_head, unset_canonical, unset_side, write_genesis_marker)
 from vm.blocks import Block, Header, InvalidBlock, Receipt, combine_blooms, decode_transactions
+from vm.constants import HISTORY_BLOCKS
 from vm.crypto import keccak256
+from vm.environment import BlockEnvironment
 from vm.gas import next_base_fee
 from vm.limits import MAX_EXTRA_DATA
 from vm.merkle import StateTree, TreeUpdate, list_root
+from vm.pipeline import BlockBuilder, BlockOutput, apply_block
 from vm.state import State
 from vm.transactions import Transaction, decode_transaction
-from vm.transition import BlockEnvironment, TransactionRejected, apply_body
+from vm.transition import TransactionRejected
 from vm.types import Address, Hash32
 
 log = logging.getLogger("gridnode.chain")
 
 MAX_FUTURE_SECONDS = 15
-MAX_REORG_DEPTH = 1024
+MAX_REORG_DEPTH = HISTORY_BLOCKS
 """Undo logs are kept for every block, but a switch deeper than this is refused
 (the same bound as served historical state). Its lower end, head - MAX_REORG_DEPTH, is
 the reorg horizon: no block at or below it can become canonical, so none is stored there."""
@@ -107,6 +110,7 @@ class Chain:
         self.genesis = genesis
         self.engine = engine
         self.chain_id = genesis.chain_id
+        self.contracts = genesis.contracts
         self.state_db = StateDatabase(store)
         self._headers = LRU(8192)
         self._receipts = LRU(64)
@@ -226,31 +230,52 @@ class Chain:
         """A throwaway overlay on the head state (for eth_call, the mempool's checks)."""
         return self.state_db.state()
 
-    # -- building -------------------------------------------------------------
+    # -- the block pipeline (vm/pipeline.py) for building and importing alike -------
     def environment(self, parent: Header, timestamp: int, producer: Address) -> BlockEnvironment:
         base_fee = next_base_fee(parent.gas_limit, parent.gas_used, parent.base_fee, self.genesis.min_base_fee)
         return BlockEnvironment(self.chain_id, parent.number + 1, timestamp, producer, base_fee, parent.gas_limit)
 
-    def finish_block(self, parent: Header, env: BlockEnvironment, fields: HeaderFields, state: State,
-                     transactions: list[Transaction], receipts: tuple[Receipt, ...]) -> ExecutedBlock:
-        """Complete a block whose transactions ran on `state` (over the head): rewards and
-        roots. The header comes back unsealed; `ExecutedBlock.sealed` adds the seal."""
-        header = self._unsealed_header(parent, env, fields, transactions, receipts)
-        self.engine.finalize(self, header, state, tuple(transactions), receipts)
-        changes = state.changes()
-        update = self.state_db.tree.prepare(changes)
-        block = Block(replace(header, state_root=update.root), tuple(transactions))
-        return ExecutedBlock(block, receipts, changes, self.state_db.undo_for(changes), update)
+    def start_block(self, parent: Header, timestamp: int, producer: Address,
+                    reader=None) -> tuple[BlockBuilder, HeaderFields]:
+        """A builder for a child of `parent` on `reader` (the parent's state; by default the
+        head's), and the header fields the engine prepares for it."""
+        state = State(reader if reader is not None else self.state_db)
+        fields = self.engine.prepare(self, parent, producer, timestamp, state)
+        return BlockBuilder(state, self.environment(parent, timestamp, producer), self.contracts), fields
 
-    def _unsealed_header(self, parent: Header, env: BlockEnvironment, fields: HeaderFields, transactions,
-                         receipts) -> Header:
+    def finish_block(self, parent: Header, builder: BlockBuilder, fields: HeaderFields) -> ExecutedBlock:
+        """Complete a block built on the head: end-of-block work, rewards, roots. The header
+        comes back unsealed; `ExecutedBlock.sealed` adds the seal."""
+        header = self._header(parent, builder.env, fields)
+        output = builder.finish(self._finalizer(header))
+        executed = self._executed(Block(self._with_results(header, output), output.transactions), output,
+                                  builder.state, self.state_db)
+        update = self.state_db.tree.prepare(executed.changes)
+        block = Block(replace(executed.block.header, state_root=update.root), output.transactions)
+        return replace(executed, block=block, tree_update=update)
+
+    def _finalizer(self, header: Header):
+        return lambda state, transactions, receipts: self.engine.finalize(self, header, state, transactions, receipts)
+
+    def _header(self, parent: Header, env: BlockEnvironment, fields: HeaderFields) -> Header:
         return Header(
             parent_hash=parent.hash, number=env.number, timestamp=env.timestamp, producer=env.producer,
-            state_root=self.state_db.root, transactions_root=list_root([tx.raw for tx in transactions]),
-            receipts_root=list_root([r.encode() for r in receipts]),
-            logs_bloom=combine_blooms(r.bloom for r in receipts), gas_limit=env.gas_limit,
-            gas_used=receipts[-1].cumulative_gas_used if receipts else 0, base_fee=env.base_fee,
+            state_root=self.state_db.root, transactions_root=list_root([]), receipts_root=list_root([]),
+            logs_bloom=combine_blooms([]), gas_limit=env.gas_limit, gas_used=0, base_fee=env.base_fee,
             difficulty=fields.difficulty, extra_data=fields.extra_data)
+
+    @staticmethod
+    def _with_results(header: Header, output: BlockOutput) -> Header:
+        return replace(header, transactions_root=list_root([tx.raw for tx in output.transactions]),
+                       receipts_root=output.receipts_root, logs_bloom=output.bloom, gas_used=output.gas_used)
+
+    @staticmethod
+    def _executed(block: Block, output: BlockOutput, state: State, reader) -> ExecutedBlock:
+        """What committing a block needs: its receipts, the state changes and their undo log
+        (each changed key's value before the block, in key order, so a reorg can roll back)."""
+        changes = state.changes()
+        undo = [(key, reader.get(key)) for key in sorted(changes)]
+        return ExecutedBlock(block, output.receipts, changes, undo, None)
 
     def commit_built(self, executed: ExecutedBlock) -> None:
         """Store a block this node built on the current head and make it the head."""
@@ -412,27 +437,21 @@ class Chain:
     def _execute(self, block: Block, parent: Header, reader: _Overlay) -> ExecutedBlock:
         """Run a block on `reader` (its parent's state) and check everything but the state root."""
         header = block.header
-        state = State(reader)
-        expected = self.engine.prepare(self, parent, header.producer, header.timestamp, state)
+        builder, expected = self.start_block(parent, header.timestamp, header.producer, reader)
         if (header.difficulty, header.extra_data) != (expected.difficulty, expected.extra_data):
             raise InvalidBlock(f"engine fields differ from what the engine prepares: difficulty "
                                f"{header.difficulty} (want {expected.difficulty})")
-        env = BlockEnvironment(self.chain_id, header.number, header.timestamp, header.producer,
-                               header.base_fee, header.gas_limit)
         try:
-            output = apply_body(state, env, block.transactions)
+            output = apply_block(builder, block.transactions, self._finalizer(header))
         except TransactionRejected as exc:
             raise InvalidBlock(f"invalid transaction: {exc}") from None
-        self.engine.finalize(self, header, state, block.transactions, output.receipts)
         checks = (("gas used", header.gas_used, output.gas_used),
-                  ("receipts root", header.receipts_root, list_root([r.encode() for r in output.receipts])),
+                  ("receipts root", header.receipts_root, output.receipts_root),
                   ("logs bloom", header.logs_bloom, output.bloom))
-        for name, claimed, computed in checks:
-            if claimed != computed:
-                raise InvalidBlock(f"{name} mismatch: header has {_show(claimed)}, computed {_show(computed)}")
-        changes = state.changes()
-        undo = [(key, reader.get(key)) for key in sorted(changes)]
-        return ExecutedBlock(block, output.receipts, changes, undo, None)
+        for name, claimed, value in checks:
+            if claimed != value:
+                raise InvalidBlock(f"{name} mismatch: header has {_show(claimed)}, computed {_show(value)}")
+        return self._executed(block, output, builder.state, reader)
 
     def _forget(self, block: Block, reason: str) -> None:
         """Remember a block that failed execution as bad, and drop it and every stored block

@@ -6,9 +6,10 @@ from collections import OrderedDict
 
 from node.chain import Chain
 from node.rpc.budget import check_budget
+from vm.constants import HISTORY_BLOCKS
 from vm.state import State
 
-MAX_HISTORY_BLOCKS = 1024
+MAX_HISTORY_BLOCKS = HISTORY_BLOCKS
 """How far back state is served: as far as undo logs make a reorg possible (go-ethereum's
 path-based full node likewise serves the state of its last 128 blocks, Besu's Bonsai 512)."""
 HISTORY_CACHE_READERS = 8

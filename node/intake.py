@@ -86,7 +86,7 @@ class TransactionIntake:
         try:
             is_new = self.mempool.add(tx, state, self.next_base_fee())
         except TransactionRejected as exc:
-            if REGISTRY.role_of(state, tx.sender) is Role.NONE and not self._registered_lately(tx.sender):
+            if REGISTRY.role_at(state, tx.sender) is Role.NONE and not self._registered_lately(tx.sender):
                 raise UnregisteredSender(str(exc)) from None
             raise
         if is_new:

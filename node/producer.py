@@ -12,54 +12,40 @@ from consensus.engine import SealOptions, Signer
 from node.chain import Chain, ExecutedBlock
 from node.mempool import Mempool
 from vm.blocks import Block
-from vm.limits import MAX_BLOCK_BYTES, MAX_HEADER_BYTES, encoded_block_size, rlp_string_size
-from vm.transition import TransactionRejected, apply_transaction, validate_transaction
+from vm.pipeline import BLOCK_FULL
+from vm.transition import GAS_LIMIT_REACHED, TransactionRejected
 from vm.types import Address
+
+SPACE_REASONS = (GAS_LIMIT_REACHED, BLOCK_FULL)
+"""Rejections that mean "not in this block", not "never": the transaction stays pooled."""
 
 log = logging.getLogger("gridnode.producer")
 
 
 def build_block(chain: Chain, mempool: Mempool, producer: Address, timestamp: int) -> ExecutedBlock:
-    """Apply the best executable transactions to a child of the head, up to the gas limit
-    and the byte limit; the block comes back unsealed.
+    """Offer the pool's best executable transactions to a child of the head, in the block
+    pipeline, up to the gas and byte limits; the block comes back unsealed.
 
-    Bytes are counted against MAX_BLOCK_BYTES with room for the largest header and
-    seal, so the sealed block is one every peer accepts. A transaction that does not
-    fit stays in the pool for a later block (with its sender's later ones); a smaller
-    one from another sender may still fit. A transaction that fails validation here
-    (its sender spent the funds in an earlier transaction of this block, say) is
-    dropped from the pool with a logged reason."""
+    A transaction that does not fit (gas or bytes) stays in the pool for a later block,
+    with its sender's later ones; a smaller one from another sender may still fit. One
+    that fails validation here (its sender spent the funds in an earlier transaction of
+    this block, say) is dropped from the pool with a logged reason."""
     parent = chain.head
-    env = chain.environment(parent, timestamp, producer)
-    state = chain.state()
-    fields = chain.engine.prepare(chain, parent, producer, timestamp, state)
-    included, receipts = [], []
+    builder, fields = chain.start_block(parent, timestamp, producer)
     skipped: set[Address] = set()
-    cumulative = 0
-    transactions_payload = 0
-    for tx in mempool.executable(state, env.base_fee):
+    for tx in mempool.executable(builder.state, builder.env.base_fee):
         if tx.sender in skipped:
             continue
-        if env.gas_limit - cumulative < 21_000:
+        if builder.gas_left < 21_000:
             break
-        item_size = rlp_string_size(len(tx.raw))
-        if encoded_block_size(MAX_HEADER_BYTES, transactions_payload + item_size) > MAX_BLOCK_BYTES:
-            skipped.add(tx.sender)
-            continue
         try:
-            validate_transaction(state, env, tx, env.gas_limit - cumulative)
+            builder.add(tx)
         except TransactionRejected as exc:
             skipped.add(tx.sender)
-            if str(exc) != "gas limit reached":
+            if str(exc) not in SPACE_REASONS:
                 log.info("dropping transaction", extra={"tx": "0x" + tx.hash.hex(), "reason": str(exc)})
                 mempool.drop(tx)
-            continue
-        receipt = apply_transaction(state, env, tx, cumulative)
-        cumulative = receipt.cumulative_gas_used
-        transactions_payload += item_size
-        included.append(tx)
-        receipts.append(receipt)
-    return chain.finish_block(parent, env, fields, state, included, tuple(receipts))
+    return chain.finish_block(parent, builder, fields)
 
 
 def produce_block(chain: Chain, mempool: Mempool, signer: Signer, timestamp: int,

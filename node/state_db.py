@@ -33,10 +33,6 @@ class StateDatabase:
         """A fresh journaled overlay on the head state; discard it to throw changes away."""
         return State(self)
 
-    def undo_for(self, changes: dict[bytes, bytes | None]) -> list[tuple[bytes, bytes | None]]:
-        """The prior value of every changed key, in key order, so a reorg can roll back."""
-        return [(key, self.get(key)) for key in sorted(changes)]
-
     def applied(self, changes: dict[bytes, bytes | None], update: TreeUpdate) -> None:
         """Call after the block's batch is written: make the new values current."""
         for key, value in changes.items():

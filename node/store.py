@@ -27,11 +27,20 @@ import rlp
 from vm.blocks import Header, Receipt
 from vm.types import Hash32
 
+HEADER = b"h"
+BODY = b"b"
+RECEIPTS = b"r"
+WEIGHT = b"w"
+UNDO = b"u"
+CANONICAL = b"n"
+TX_LOCATION = b"t"
+STATE = b"S"
 HEAD = b"H"
 GENESIS = b"G"
 GENESIS_DOCUMENT = b"C"
-STATE = b"S"
 SIDE = b"s"
+BLOCK_PREFIXES = (HEADER, BODY, WEIGHT, RECEIPTS, UNDO)
+"""Every key a stored block may have under its hash (the `s` index entry aside)."""
 _END_OF_SIDE = b"t"
 """The first key after every `s` key."""
 _MAX_RLP_PREFIX = 9
@@ -74,27 +83,27 @@ class Store:
 
     # -- blocks -----------------------------------------------------------
     def header(self, block_hash: bytes) -> Header | None:
-        value = self.db.get(b"h" + block_hash)
+        value = self.db.get(HEADER + block_hash)
         return Header.decode(value) if value else None
 
     def body(self, block_hash: bytes) -> list[bytes] | None:
-        value = self.db.get(b"b" + block_hash)
+        value = self.db.get(BODY + block_hash)
         return rlp.decode(value) if value is not None else None
 
     def receipts(self, block_hash: bytes) -> list[Receipt] | None:
-        value = self.db.get(b"r" + block_hash)
+        value = self.db.get(RECEIPTS + block_hash)
         return [Receipt.decode(item) for item in rlp.decode(value)] if value is not None else None
 
     def total_weight(self, block_hash: bytes) -> int | None:
-        value = self.db.get(b"w" + block_hash)
+        value = self.db.get(WEIGHT + block_hash)
         return int.from_bytes(value, "big") if value is not None else None
 
     def canonical_hash(self, number: int) -> Hash32 | None:
-        value = self.db.get(b"n" + number.to_bytes(8, "big"))
+        value = self.db.get(CANONICAL + number.to_bytes(8, "big"))
         return Hash32(value) if value else None
 
     def tx_location(self, tx_hash: bytes) -> tuple[Hash32, int] | None:
-        value = self.db.get(b"t" + tx_hash)
+        value = self.db.get(TX_LOCATION + tx_hash)
         if value is None:
             return None
         block_hash, index = rlp.decode(value)
@@ -109,7 +118,7 @@ class Store:
     def block_size(self, block_hash: bytes) -> int | None:
         """An upper bound on the block's wire encoding (`Block.encode`: RLP of [header, body
         items]), from the stored lengths, without decoding a transaction."""
-        header, body = self.db.get(b"h" + block_hash), self.db.get(b"b" + block_hash)
+        header, body = self.db.get(HEADER + block_hash), self.db.get(BODY + block_hash)
         return None if header is None or body is None else len(header) + len(body) + 2 * _MAX_RLP_PREFIX
 
     def state_items(self) -> Iterator[tuple[bytes, bytes]]:
@@ -119,7 +128,7 @@ class Store:
         return self.db.get(STATE + key)
 
     def undo_log(self, block_hash: bytes) -> list[tuple[bytes, bytes | None]] | None:
-        value = self.db.get(b"u" + block_hash)
+        value = self.db.get(UNDO + block_hash)
         if value is None:
             return None
         return [(key, previous[0] if previous else None) for key, previous in rlp.decode(value)]
@@ -128,9 +137,9 @@ class Store:
 def put_block(batch, header: Header, body: bytes, total_weight: int) -> None:
     """A block's header, body and weight: all a side-chain block gets."""
     block_hash = header.hash
-    batch.put(b"h" + block_hash, header.encode())
-    batch.put(b"b" + block_hash, body)
-    batch.put(b"w" + block_hash, total_weight.to_bytes(32, "big"))
+    batch.put(HEADER + block_hash, header.encode())
+    batch.put(BODY + block_hash, body)
+    batch.put(WEIGHT + block_hash, total_weight.to_bytes(32, "big"))
 
 
 def put_side(batch, number: int, block_hash: bytes, producer: bytes) -> None:
@@ -144,7 +153,7 @@ def unset_side(batch, number: int, block_hash: bytes) -> None:
 
 def delete_block(batch, number: int, block_hash: bytes) -> None:
     """Every key a non-canonical block may have: header, body, weight, receipts, undo log, index entry."""
-    for prefix in (b"h", b"b", b"w", b"r", b"u"):
+    for prefix in BLOCK_PREFIXES:
         batch.delete(prefix + block_hash)
     unset_side(batch, number, block_hash)
 
@@ -156,20 +165,20 @@ def _side_key(number: int, block_hash: bytes) -> bytes:
 def put_execution(batch, block_hash: bytes, receipts: list[Receipt],
                   undo: list[tuple[bytes, bytes | None]]) -> None:
     """What running the block produced: receipts, and the state before it (for reorgs)."""
-    batch.put(b"r" + block_hash, rlp.encode([receipt.encode() for receipt in receipts]))
-    batch.put(b"u" + block_hash, rlp.encode([[key, [] if prev is None else [prev]] for key, prev in undo]))
+    batch.put(RECEIPTS + block_hash, rlp.encode([receipt.encode() for receipt in receipts]))
+    batch.put(UNDO + block_hash, rlp.encode([[key, [] if prev is None else [prev]] for key, prev in undo]))
 
 
 def set_canonical(batch, number: int, block_hash: bytes, tx_hashes: list[bytes]) -> None:
-    batch.put(b"n" + number.to_bytes(8, "big"), block_hash)
+    batch.put(CANONICAL + number.to_bytes(8, "big"), block_hash)
     for index, tx_hash in enumerate(tx_hashes):
-        batch.put(b"t" + tx_hash, rlp.encode([block_hash, index]))
+        batch.put(TX_LOCATION + tx_hash, rlp.encode([block_hash, index]))
 
 
 def unset_canonical(batch, number: int, tx_hashes: list[bytes]) -> None:
-    batch.delete(b"n" + number.to_bytes(8, "big"))
+    batch.delete(CANONICAL + number.to_bytes(8, "big"))
     for tx_hash in tx_hashes:
-        batch.delete(b"t" + tx_hash)
+        batch.delete(TX_LOCATION + tx_hash)
 
 
 def put_state(batch, changes: dict[bytes, bytes | None]) -> None:

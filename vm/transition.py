@@ -10,29 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vm import gas
-from vm.blocks import Log, Receipt, combine_blooms, logs_bloom
-from vm.native import NATIVE_CONTRACTS
-from vm.native.contract import CallContext, OutOfGas, Revert
+from vm.blocks import Log, Receipt, logs_bloom
+from vm.environment import BlockEnvironment
+from vm.native.contract import CallContext, OutOfGas, Revert, run_frame
 from vm.native.registry import REGISTRY
+from vm.native.table import ContractTable
 from vm.state import State
 from vm.transactions import Transaction
 from vm.types import Address
 
 
+GAS_LIMIT_REACHED = "gas limit reached"
+
+
 class TransactionRejected(Exception):
     """A transaction that may not enter a block; the message is the Ethereum-style reason."""
-
-
-@dataclass(frozen=True)
-class BlockEnvironment:
-    """What a transaction may know about the block it runs in."""
-
-    chain_id: int
-    number: int
-    timestamp: int
-    producer: Address
-    base_fee: int
-    gas_limit: int
 
 
 @dataclass(frozen=True)
@@ -43,13 +35,6 @@ class CallResult:
     gas_used: int
     logs: tuple[Log, ...]
     error: str | None = None
-
-
-@dataclass(frozen=True)
-class BlockOutput:
-    receipts: tuple[Receipt, ...]
-    gas_used: int
-    bloom: bytes
 
 
 def upfront_cost(tx: Transaction) -> int:
@@ -73,7 +58,7 @@ def check_transaction_static(tx: Transaction, chain_id: int, block_gas_limit: in
 
 
 def check_sender(state: State, tx: Transaction) -> None:
-    if REGISTRY.role_of(state, tx.sender) == 0:
+    if REGISTRY.role_at(state, tx.sender) == 0:
         raise TransactionRejected(f"sender not registered: {tx.sender.to_checksum()}")
 
 
@@ -90,22 +75,19 @@ def validate_transaction(state: State, env: BlockEnvironment, tx: Transaction, g
         raise TransactionRejected(
             f"max fee per gas less than block base fee: maxFeePerGas {tx.max_fee_per_gas}, baseFee {env.base_fee}")
     if tx.gas > gas_available:
-        raise TransactionRejected("gas limit reached")
+        raise TransactionRejected(GAS_LIMIT_REACHED)
     if account.balance < upfront_cost(tx):
         raise TransactionRejected(
             f"insufficient funds for gas * price + value: balance {account.balance}, cost {upfront_cost(tx)}")
 
 
-def execute_message(state: State, env: BlockEnvironment, sender: Address, to: Address, value: int,
-                    data: bytes, gas_left: int) -> CallResult:
+def execute_message(state: State, env: BlockEnvironment, contracts: ContractTable, sender: Address,
+                    to: Address, value: int, data: bytes, gas_left: int) -> CallResult:
     """Move value and run the target's code, all or nothing. Used by transactions and eth_call."""
     snapshot = state.snapshot()
-    ctx = CallContext(state, sender, value, gas_left, env.number, env.timestamp)
+    ctx = CallContext(state, env, contracts, to, sender, sender, value, gas_left)
     try:
-        state.sub_balance(sender, value)
-        state.add_balance(to, value)
-        contract = NATIVE_CONTRACTS.get(to)
-        output = contract.call(ctx, data) if contract is not None else b""
+        output = run_frame(ctx, data)
     except Revert as revert:
         state.revert(snapshot)
         return CallResult(False, revert.data(), gas_left - ctx.gas_left, (), f"execution reverted: {revert.reason}")
@@ -115,7 +97,8 @@ def execute_message(state: State, env: BlockEnvironment, sender: Address, to: Ad
     return CallResult(True, output, gas_left - ctx.gas_left, tuple(ctx.logs))
 
 
-def apply_transaction(state: State, env: BlockEnvironment, tx: Transaction, cumulative_gas: int) -> Receipt:
+def apply_transaction(state: State, env: BlockEnvironment, contracts: ContractTable, tx: Transaction,
+                      cumulative_gas: int) -> Receipt:
     """Charge the sender, run the message, refund unused gas, pay the producer.
 
     The caller has run `validate_transaction`; a failed message still costs gas
@@ -124,21 +107,9 @@ def apply_transaction(state: State, env: BlockEnvironment, tx: Transaction, cumu
     state.increment_nonce(tx.sender)
     state.sub_balance(tx.sender, tx.gas * price)
     intrinsic = gas.intrinsic_gas(tx.data, tx.access_list)
-    result = execute_message(state, env, tx.sender, tx.to, tx.value, tx.data, tx.gas - intrinsic)
+    result = execute_message(state, env, contracts, tx.sender, tx.to, tx.value, tx.data, tx.gas - intrinsic)
     gas_used = intrinsic + result.gas_used
     state.add_balance(tx.sender, (tx.gas - gas_used) * price)
     state.add_balance(env.producer, gas_used * price)
     return Receipt(tx.tx_type, result.succeeded, cumulative_gas + gas_used, gas_used, price,
                    result.logs, logs_bloom(result.logs))
-
-
-def apply_body(state: State, env: BlockEnvironment, transactions) -> BlockOutput:
-    """Apply every transaction of an imported block; any invalid one invalidates the block."""
-    receipts = []
-    cumulative = 0
-    for tx in transactions:
-        validate_transaction(state, env, tx, env.gas_limit - cumulative)
-        receipt = apply_transaction(state, env, tx, cumulative)
-        cumulative = receipt.cumulative_gas_used
-        receipts.append(receipt)
-    return BlockOutput(tuple(receipts), cumulative, combine_blooms(r.bloom for r in receipts))

@@ -44,8 +44,3 @@ class Hash32(bytes):
 
 ZERO_ADDRESS = Address(b"\x00" * 20)
 ZERO_HASH = Hash32(b"\x00" * 32)
-
-Wei = int
-"""An amount of elecoin base units (1 elecoin = 10**18 wei)."""
-Gas = int
-BlockNumber = int

@@ -37,9 +37,11 @@ from typing import Literal
 import numpy as np
 import pulp
 
-from market.economics.community import Community
-from market.economics.line_loss import FloatLosses, LossModel
-from market.economics.poeg import Plan, coalition_saving, member_scores
+from market.economics.community import distances_km, edc_distances_km
+from market.economics.line_loss import FloatLosses
+from market.economics.rules.community import Community
+from market.economics.rules.line_loss import LossModel
+from market.economics.rules.poeg import Plan, coalition_saving, member_scores
 
 Solver = Literal["highs", "cbc"]
 SOLVERS: tuple[Solver, ...] = ("highs", "cbc")
@@ -204,7 +206,7 @@ def initial_partition(community: Community) -> list[Coalition]:
     EDC, closest pairs first; everyone left unpaired starts alone."""
     bal = np.asarray(community.balance_wh)
     sellers, buyers = np.flatnonzero(bal > 0), np.flatnonzero(bal < 0)
-    dist, edc = community.distances_km, community.edc_distances_km
+    dist, edc = distances_km(community), edc_distances_km(community)
     near = dist[np.ix_(sellers, buyers)]
     close = (near < edc[sellers][:, None]) & (near < edc[buyers][None, :])
     rows, cols = np.nonzero(close)

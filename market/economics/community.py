@@ -1,18 +1,16 @@
-"""A community of prosumers for one settlement slot (thesis §3.4): metered energy and
-positions around the electricity distribution centre (EDC).
+"""Synthetic communities of the thesis's §3.4.4 and the float forms (km) of their distances.
 
-Energy is held in Wh and positions in metres, as meters and registries report
-them; the float forms (kWh, km) are derived, so the proposer's floats and the
-validator's integers start from the same numbers.
+The `Community` record itself, in Wh and metres, is the validator's and lives in
+`market.economics.rules.community`; everything here derives from it or draws one.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Literal
 
 import numpy as np
+
+from market.economics.rules.community import Community
 
 Distribution = Literal["normal", "uniform", "lognormal"]
 DISTRIBUTIONS: tuple[Distribution, ...] = ("normal", "uniform", "lognormal")
@@ -27,44 +25,15 @@ STD_KWH = 8.0
 """§3.4.4: the standard deviation used for both profiles."""
 
 
-@dataclass(frozen=True)
-class Community:
-    """One slot's forecast for every prosumer; prosumer i is index i everywhere."""
+def distances_km(community: Community) -> np.ndarray:
+    """dist_ij in km for every pair (the distance matrix 𝒟ℳ of §3.2.1)."""
+    xy = np.column_stack([community.x_m, community.y_m]).astype(float) / 1000.0
+    return np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
 
-    production_wh: tuple[int, ...]
-    """Forecast generation 𝒫_i."""
-    consumption_wh: tuple[int, ...]
-    """Forecast consumption 𝒞_i."""
-    x_m: tuple[int, ...]
-    """East offset from the EDC."""
-    y_m: tuple[int, ...]
-    """North offset from the EDC."""
 
-    @property
-    def size(self) -> int:
-        return len(self.production_wh)
-
-    @cached_property
-    def balance_wh(self) -> tuple[int, ...]:
-        """E_i^bal = 𝒫_i − 𝒞_i: positive for a seller, negative for a buyer."""
-        return tuple(p - c for p, c in zip(self.production_wh, self.consumption_wh))
-
-    def distance_m(self, i: int, j: int | None) -> int:
-        """Integer distance (floor of the Euclidean metres) to prosumer j, or to the EDC when j is None."""
-        dx = self.x_m[i] - (0 if j is None else self.x_m[j])
-        dy = self.y_m[i] - (0 if j is None else self.y_m[j])
-        return math.isqrt(dx * dx + dy * dy)
-
-    @cached_property
-    def distances_km(self) -> np.ndarray:
-        """dist_ij in km for every pair (the distance matrix 𝒟ℳ of §3.2.1)."""
-        xy = np.column_stack([self.x_m, self.y_m]).astype(float) / 1000.0
-        return np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
-
-    @cached_property
-    def edc_distances_km(self) -> np.ndarray:
-        """dist_id in km from each prosumer to the EDC."""
-        return np.hypot(np.asarray(self.x_m, float), np.asarray(self.y_m, float)) / 1000.0
+def edc_distances_km(community: Community) -> np.ndarray:
+    """dist_id in km from each prosumer to the EDC."""
+    return np.hypot(np.asarray(community.x_m, float), np.asarray(community.y_m, float)) / 1000.0
 
 
 def _draw_kwh(dist: Distribution, mean: float, size: int, rng: np.random.Generator) -> np.ndarray:

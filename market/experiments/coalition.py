@@ -16,41 +16,34 @@ communities by default: a standard error under 2 points, below the trend it meas
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
-from market.economics.coalition import SOLVERS, CoalitionGame, Formation, Solver, form_coalitions
-from market.economics.community import DISTRIBUTIONS, Community, random_community
-from market.economics.poeg import alone_loss
+from market.economics.coalition import CoalitionGame, Formation, Solver, form_coalitions
+from market.economics.community import DISTRIBUTIONS, Distribution, random_community
+from market.economics.rules.community import Community
+from market.economics.rules.poeg import alone_loss
 from market.economics.settlement import propose
 
 
-def _ints(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v]
+@dataclass(frozen=True)
+class Settings:
+    """What one run measures."""
 
-
-def _dists(text: str) -> list[str]:
-    names = [v for v in text.split(",") if v]
-    for name in names:
-        if name not in DISTRIBUTIONS:
-            raise argparse.ArgumentTypeError(f"unknown distribution {name!r}; choose from {','.join(DISTRIBUTIONS)}")
-    return names
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--prosumers", type=_ints, default=[10, 20, 30, 40, 50],
-                        help="comma-separated community sizes (default 10,20,30,40,50)")
-    parser.add_argument("--dist", type=_dists, default=list(DISTRIBUTIONS),
-                        help="comma-separated energy distributions: normal, uniform, lognormal (default all)")
-    parser.add_argument("--trials", type=int, default=50, help="random communities averaged per point (default 50)")
-    parser.add_argument("--solver", choices=SOLVERS, default="highs",
-                        help="PuLP's LP solver for coalitions with several sellers and buyers: highs "
-                             "(in-process, default) or cbc (a subprocess per LP)")
-    parser.add_argument("--iterations", action="store_true",
-                        help="also print the Table 3.2 iteration log and the reward split of a 10-prosumer case")
+    prosumers: tuple[int, ...] = (10, 20, 30, 40, 50)
+    """Community sizes."""
+    dist: tuple[Distribution, ...] = DISTRIBUTIONS
+    """Energy distributions of the §3.4.4 profiles."""
+    trials: int = 50
+    """Random communities averaged per point."""
+    solver: Solver = "highs"
+    """PuLP's LP solver for coalitions with several sellers and buyers."""
+    iterations: bool = False
+    """Also log the Table 3.2 iterations and the reward split of a 10-prosumer case."""
+    seed: int = 0
 
 
 def _measure(community: Community, solver: Solver) -> tuple[Formation, float, float, float]:
@@ -80,17 +73,20 @@ def _iteration_log(seed: int, solver: Solver) -> dict:
     }
 
 
-def run(args: argparse.Namespace, progress: bool) -> dict:
+def run(settings: Settings = Settings(), plot: str | None = None, progress: bool = False) -> dict:
+    """Mean traded share, loss saved (with its standard error) and formation time per
+    (distribution, size); with `settings.iterations` also the iteration log under "log".
+    Writes the figure to `plot` (a PNG path) when given."""
     from tqdm import tqdm
 
-    points = [(d, n) for d in args.dist for n in args.prosumers]
-    bar = tqdm(total=len(points) * args.trials, disable=not progress, file=sys.stderr, desc="coalitions")
+    points = [(d, n) for d in settings.dist for n in settings.prosumers]
+    bar = tqdm(total=len(points) * settings.trials, disable=not progress, file=sys.stderr, desc="coalitions")
     runs = []
     for k, (dist, n) in enumerate(points):
         samples = []
-        for trial in range(args.trials):
-            community = random_community(n, dist, np.random.default_rng([args.seed, k, trial]))
-            samples.append(_measure(community, args.solver)[1:])
+        for trial in range(settings.trials):
+            community = random_community(n, dist, np.random.default_rng([settings.seed, k, trial]))
+            samples.append(_measure(community, settings.solver)[1:])
             bar.update()
         traded, saved, seconds = np.mean(samples, axis=0)
         saved_se = np.std([s[1] for s in samples], ddof=1) / np.sqrt(len(samples)) if len(samples) > 1 else 0.0
@@ -99,26 +95,11 @@ def run(args: argparse.Namespace, progress: bool) -> dict:
                      "seconds": round(float(seconds), 4)})
     bar.close()
     result: dict = {"runs": runs}
-    if args.iterations:
-        result["log"] = _iteration_log(args.seed, args.solver)
-    if not args.json:
-        _print(result)
-    if args.plot:
-        _plot(runs, args.plot)
+    if settings.iterations:
+        result["log"] = _iteration_log(settings.seed, settings.solver)
+    if plot:
+        _plot(runs, plot)
     return result
-
-
-def _print(result: dict) -> None:
-    print(f"{'dist':<10} {'prosumers':>9} {'traded in coalitions':>21} {'loss saved ± s.e.':>18} {'seconds':>8}")
-    for r in result["runs"]:
-        print(f"{r['dist']:<10} {r['prosumers']:>9} {r['traded_in_coalitions']:>21.1%} "
-              f"{r['loss_saved']:>10.1%} ± {r['loss_saved_se']:>4.1%} {r['seconds']:>8.3f}")
-    if "log" in result:
-        log = result["log"]
-        print("\nIteration log, 10 prosumers (Table 3.2): partition | coalition 𝒫𝒮 | 𝒫𝒮 of P0..P9 (kWh)")
-        for itr, r in enumerate(log["rounds"], start=1):
-            print(f"{itr:>2}  {r['partition']}  {r['coalition_scores']}  {r['member_scores']}")
-        print(f"miner coalition {log['miner']}, ℳ_r = {log['reward_kwh']} kWh, Shapley shares {log['shares_kwh']}")
 
 
 def _plot(runs: list[dict], path: str) -> None:

@@ -13,7 +13,6 @@ The game has no randomness, so `--seed` changes nothing.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 import numpy as np
@@ -25,28 +24,25 @@ MIDDAY = (10.0, 15.0)
 """The hours in which the paper reports heavy main-grid trading before the game."""
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cooling-step", type=float, default=GameParams().cooling_step_kw,
-                        help="resolution of the air-conditioner settings, kW (default %(default)s)")
-    parser.add_argument("--max-rounds", type=int, default=100,
-                        help="best-response rounds per slot before giving up (default %(default)s)")
-
-
 def _kwh(power_kw: np.ndarray, hours: tuple[float, float]) -> float:
     starts = np.asarray(data.SLOT_STARTS)
     inside = (starts >= hours[0]) & (starts < hours[1])
     return float(power_kw[inside].sum() * data.SLOT_HOURS)
 
 
-def run(args: argparse.Namespace, progress: bool) -> dict:
+def run(cooling_step_kw: float = GameParams().cooling_step_kw, max_rounds: int = 100, plot: str | None = None,
+        progress: bool = False) -> dict:
+    """The day with habits and at equilibrium (`cooling_step_kw`: resolution of the air-conditioner
+    settings; `max_rounds`: best-response rounds per slot before giving up). Writes the figure
+    to `plot` (a PNG path) when given."""
     from tqdm import tqdm
 
     community = paper_community()
-    params = GameParams(cooling_step_kw=args.cooling_step)
+    params = GameParams(cooling_step_kw=cooling_step_kw)
     with tqdm(total=2, disable=not progress, file=sys.stderr, desc="days") as bar:
         before = habit_day(community)
         bar.update()
-        after = equilibrium_day(community, params, args.max_rounds)
+        after = equilibrium_day(community, params, max_rounds)
         bar.update()
     result = {
         "household1_peak_cut": round(peak_cut(before.consumption_kw[0], after.consumption_kw[0]), 4),
@@ -70,35 +66,9 @@ def run(args: argparse.Namespace, progress: bool) -> dict:
         "indoor_c_after": after.indoor_c.round(2).tolist(),
         "routes_after": [[move.route.name.lower() for move in profile] for profile in after.strategies],
     }
-    if not args.json:
-        _print(result)
-    if args.plot:
-        _plot(result, community.pv_kw, args.plot)
+    if plot:
+        _plot(result, community.pv_kw, plot)
     return result
-
-
-def _clock(hours: float) -> str:
-    return f"{int(hours):02d}:{int(round(hours % 1 * 60)):02d}"
-
-
-def _print(result: dict) -> None:
-    before, after = result["consumption_kw"]["before"], result["consumption_kw"]["after"]
-    print("slot   household 1 kW    grid import kW   indoor °C after      routes after (households 1-4)")
-    for t, start in enumerate(result["slot_starts"]):
-        print(f"{_clock(start)}  {before[0][t]:6.2f} → {after[0][t]:5.2f}   "
-              f"{result['grid_import_kw']['before'][t]:6.2f} → {result['grid_import_kw']['after'][t]:6.2f}   "
-              f"{' '.join(f'{c:4.1f}' for c in (row[t] for row in result['indoor_c_after']))}  "
-              f"{' '.join(result['routes_after'][t])}")
-    h1, grid, midday = result["household1_peak_kw"], result["grid_peak_kw"], result["midday_main_grid_kwh"]
-    print(f"\npure Nash equilibrium found in {result['equilibrium_slots']} of {result['slots']} slots")
-    print(f"household 1 peak: {h1['before']:.2f} → {h1['after']:.2f} kW, cut {result['household1_peak_cut']:.1%} "
-          f"(paper ≈14 %)")
-    print(f"grid-load peak:   {grid['before']:.2f} → {grid['after']:.2f} kW, cut {result['grid_peak_cut']:.1%} "
-          f"(paper ≈10 %)")
-    print(f"main-grid trading 10:00-15:00: {midday['before']:.2f} → {midday['after']:.2f} kWh")
-    used = result["consumption_kwh"]
-    print(f"day's PV {result['pv_kwh']:.1f} kWh against consumption {used['before']:.1f} → {used['after']:.1f} kWh "
-          f"(paper: PV slightly less than consumption)")
 
 
 def _plot(result: dict, pv_kw: np.ndarray, path: str) -> None:

@@ -12,9 +12,9 @@
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,34 +25,30 @@ from market.economics.wolf_phc import FOLLOWER_STEPS, PAPER_EPISODES, LearnedPla
 FIGURES = ("all", "3", "4a", "4b", "4c", "4d")
 
 
-def _floats(text: str) -> list[float]:
-    return [float(v) for v in text.split(",") if v]
+@dataclass(frozen=True)
+class Settings:
+    """What one run plays."""
+
+    figure: str = "all"
+    """Which of the paper's figures to reproduce besides the N = 8 setting (one of FIGURES)."""
+    episodes: int = PAPER_EPISODES
+    """DMA-UBRL episodes per run."""
+    follower_steps: int = FOLLOWER_STEPS
+    """Trading rounds the prosumers play per posted price."""
+    prosumers: int = 8
+    """Prosumers in the main setting."""
+    spread: float = game.DEFAULT_SPREAD
+    """Spread of the prosumers' intentions, ± fraction of Q/w."""
+    counts: tuple[int, ...] = (2, 4, 6, 8, 10, 12, 14, 16)
+    """Prosumer counts for Fig. 4(a)-(b)."""
+    unit_prices: tuple[float, ...] = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)
+    """Values of Q for Fig. 4(c)-(d)."""
+    seed: int = 0
 
 
-def _ints(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--figure", choices=FIGURES, default="all",
-                        help="which of the paper's figures to reproduce besides the N = 8 setting; 4a/4b and "
-                             "4c/4d are one sweep each (default all)")
-    parser.add_argument("--episodes", type=int, default=PAPER_EPISODES,
-                        help=f"DMA-UBRL episodes per run (default {PAPER_EPISODES}, as in the paper)")
-    parser.add_argument("--follower-steps", type=int, default=FOLLOWER_STEPS,
-                        help=f"trading rounds the prosumers play per posted price (default {FOLLOWER_STEPS})")
-    parser.add_argument("--prosumers", type=int, default=8, help="prosumers in the main setting (default 8)")
-    parser.add_argument("--spread", type=float, default=game.DEFAULT_SPREAD,
-                        help=f"spread of the prosumers' intentions, ± fraction of Q/w (default {game.DEFAULT_SPREAD})")
-    parser.add_argument("--counts", type=_ints, default=[2, 4, 6, 8, 10, 12, 14, 16],
-                        help="prosumer counts for Fig. 4(a)-(b) (default 2,4,...,16)")
-    parser.add_argument("--unit-prices", type=_floats, default=[0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8],
-                        help="values of Q for Fig. 4(c)-(d) (default 0.4,0.45,...,0.8)")
-
-
-def _learn(market: game.Market, args: argparse.Namespace, seed: list[int], discriminate: bool = False) -> LearnedPlay:
-    return dma_ubrl(market, np.random.default_rng(seed), episodes=args.episodes, discriminate=discriminate,
-                    follower_steps=args.follower_steps)
+def _learn(market: game.Market, settings: Settings, seed: list[int], discriminate: bool = False) -> LearnedPlay:
+    return dma_ubrl(market, np.random.default_rng(seed), episodes=settings.episodes, discriminate=discriminate,
+                    follower_steps=settings.follower_steps)
 
 
 def _played(learned: LearnedPlay, market: game.Market) -> game.Outcome:
@@ -65,11 +61,11 @@ def _summary(played: game.Outcome) -> dict:
             "prosumer_utility": round(float(np.mean(played.prosumer_utilities)), 3)}
 
 
-def _setting(args: argparse.Namespace, tick: Callable[[], None]) -> dict:
+def _setting(settings: Settings, tick: Callable[[], None]) -> dict:
     """The paper's setting under one uniform price: analytic, best on the grid, learned."""
-    market = game.paper_market(args.prosumers, args.spread)
+    market = game.paper_market(settings.prosumers, settings.spread)
     analytic = game.uniform_equilibrium(market)
-    learned = _played(_learn(market, args, [args.seed, 0]), market)
+    learned = _played(_learn(market, settings, [settings.seed, 0]), market)
     tick()
     result = {key: {"price": played.prices[0], **_summary(played)} for key, played in
               (("analytic", analytic), ("grid", game.grid_equilibrium(market)), ("learned", learned))}
@@ -79,13 +75,13 @@ def _setting(args: argparse.Namespace, tick: Callable[[], None]) -> dict:
     return result
 
 
-def _figure3(args: argparse.Namespace, tick: Callable[[], None]) -> tuple[dict, dict[str, LearnedPlay]]:
+def _figure3(settings: Settings, tick: Callable[[], None]) -> tuple[dict, dict[str, LearnedPlay]]:
     """One server and four prosumers, unified and discriminated pricing."""
-    market = game.paper_market(4, args.spread)
+    market = game.paper_market(4, settings.spread)
     result, traces = {}, {}
     for k, (name, discriminate) in enumerate((("unified", False), ("discriminated", True))):
         analytic = game.discriminated_equilibrium(market) if discriminate else game.uniform_equilibrium(market)
-        traces[name] = _learn(market, args, [args.seed, 3, k], discriminate)
+        traces[name] = _learn(market, settings, [settings.seed, 3, k], discriminate)
         tick()
         result[name] = {"analytic": _summary(analytic),
                         "grid": _summary(game.grid_equilibrium(market, discriminate=discriminate)),
@@ -93,9 +89,9 @@ def _figure3(args: argparse.Namespace, tick: Callable[[], None]) -> tuple[dict, 
     return result, traces
 
 
-def _compare(market: game.Market, args: argparse.Namespace, seed: list[int]) -> dict[str, Utilities]:
+def _compare(market: game.Market, settings: Settings, seed: list[int]) -> dict[str, Utilities]:
     """One point of Fig. 4: DMA-UBRL beside the one-sided GAs and random play."""
-    learned = _learn(market, args, seed)
+    learned = _learn(market, settings, seed)
     rng = np.random.default_rng(seed + [1])
     return {
         "dma_ubrl": utilities(_played(learned, market)),
@@ -106,76 +102,44 @@ def _compare(market: game.Market, args: argparse.Namespace, seed: list[int]) -> 
     }
 
 
-def _sweep(points: list, market_at: Callable, key: str, tag: int, args: argparse.Namespace,
+def _sweep(points: list, market_at: Callable, key: str, tag: int, settings: Settings,
            tick: Callable[[], None]) -> list[dict]:
     rows = []
     for k, x in enumerate(points):
-        compared = _compare(market_at(x), args, [args.seed, tag, k])
+        compared = _compare(market_at(x), settings, [settings.seed, tag, k])
         tick()
         rows.append({key: x, **{name: {"server": round(u.server, 3), "prosumers": round(u.prosumers, 3)}
                                 for name, u in compared.items()}})
     return rows
 
 
-def run(args: argparse.Namespace, progress: bool) -> dict:
+def run(settings: Settings = Settings(), plot: str | None = None, progress: bool = False) -> dict:
+    """The N = prosumers setting and the wanted figures' data; writes the figure to `plot`
+    (a PNG path) when given."""
     from tqdm import tqdm
 
-    wanted = {"3", "4a", "4b", "4c", "4d"} if args.figure == "all" else {args.figure}
+    wanted = {"3", "4a", "4b", "4c", "4d"} if settings.figure == "all" else {settings.figure}
     by_count, by_price = bool(wanted & {"4a", "4b"}), bool(wanted & {"4c", "4d"})
-    runs = 1 + 2 * ("3" in wanted) + len(args.counts) * by_count + len(args.unit_prices) * by_price
+    runs = 1 + 2 * ("3" in wanted) + len(settings.counts) * by_count + len(settings.unit_prices) * by_price
     bar = tqdm(total=runs, disable=not progress, file=sys.stderr, desc="DMA-UBRL runs")
-    result: dict = {"params": {"episodes": args.episodes, "follower_steps": args.follower_steps,
-                               "prosumers": args.prosumers, "spread": args.spread,
+    result: dict = {"params": {"episodes": settings.episodes, "follower_steps": settings.follower_steps,
+                               "prosumers": settings.prosumers, "spread": settings.spread,
                                "theta": game.DEFAULT_THETA, "mean_intention": game.DEFAULT_MEAN_INTENTION}}
-    result.update(_setting(args, bar.update))
+    result.update(_setting(settings, bar.update))
     traces = {}
     if "3" in wanted:
-        result["figure3"], traces = _figure3(args, bar.update)
+        result["figure3"], traces = _figure3(settings, bar.update)
     if by_count:
         result["figure4_prosumers"] = _sweep(
-            args.counts, lambda n: game.paper_market(n, args.spread), "prosumers", 4, args, bar.update)
+            settings.counts, lambda n: game.paper_market(n, settings.spread), "prosumers", 4, settings, bar.update)
     if by_price:
         result["figure4_unit_price"] = _sweep(
-            args.unit_prices, lambda q: game.paper_market(args.prosumers, args.spread, unit_price=q),
-            "unit_price", 5, args, bar.update)
+            settings.unit_prices, lambda q: game.paper_market(settings.prosumers, settings.spread, unit_price=q),
+            "unit_price", 5, settings, bar.update)
     bar.close()
-    if not args.json:
-        _print(result)
-    if args.plot:
-        _plot(result, traces, args.plot)
+    if plot:
+        _plot(result, traces, plot)
     return result
-
-
-def _demands(values: list[float]) -> str:
-    return " ".join(f"{v:5.1f}" for v in values)
-
-
-def _print(result: dict) -> None:
-    p = result["params"]
-    print(f"Stackelberg equilibrium vs DMA-UBRL: N = {p['prosumers']}, {p['episodes']} episodes "
-          f"x {p['follower_steps']} rounds, theta = {p['theta']:g}, mean w = {p['mean_intention']:g}")
-    print(f"{'':<14} {'price':>6} {'U_server':>9} {'mean U_i':>9}  demands")
-    for key, label in (("analytic", "analytic"), ("grid", "best on grid"), ("learned", "DMA-UBRL")):
-        row = result[key]
-        print(f"{label:<14} {row['price']:>6.2f} {row['server_utility']:>9.1f} {row['prosumer_utility']:>9.2f}  "
-              f"{_demands(row['demands'])}")
-    print(f"gap to analytic: price {result['gap']['price']:.2%}, demands (worst) {result['gap']['demands']:.2%}")
-    if "figure3" in result:
-        print("\nFig. 3, four prosumers: prices | demands")
-        for name, rows in result["figure3"].items():
-            for key in ("analytic", "grid", "learned"):
-                row = rows[key]
-                prices = " ".join(f"{v:5.2f}" for v in row["prices"])
-                print(f"  {name:<13} {key:<9} {prices} | {_demands(row['demands'])}")
-    for key, label in (("figure4_prosumers", "prosumers"), ("figure4_unit_price", "unit_price")):
-        if key not in result:
-            continue
-        print(f"\nFig. 4, utilities against {label}: U_server / mean U_i")
-        names = ("analytic", "dma_ubrl", "ga_server", "ga_prosumers", "random")
-        print(f"{label:>10} " + " ".join(f"{n:>17}" for n in names))
-        for row in result[key]:
-            print(f"{row[label]:>10g} " + " ".join(f"{row[n]['server']:>9.1f}/{row[n]['prosumers']:<7.2f}"
-                                                  for n in names))
 
 
 def _plot(result: dict, traces: dict[str, LearnedPlay], path: str) -> None:

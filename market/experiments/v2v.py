@@ -12,8 +12,8 @@ lacks δ, so its scale differs).
 """
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,23 +23,33 @@ from market.economics.v2v import sample_days
 METHODS = {"federated": {}, "no_federation": {"federated": False}, "no_delta": {"use_delta": False}}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--evs", type=int, default=5, help="EVs in the federation (default 5)")
-    parser.add_argument("--windows", type=int, default=100, help="24-hour training windows (default 100)")
-    parser.add_argument("--stays", type=int, default=8, help="simulated stays each EV learns from per window (default 8)")
-    parser.add_argument("--test-stays", type=int, default=200, help="test stays per EV (default 200)")
+@dataclass(frozen=True)
+class Settings:
+    """What one run trains and tests."""
+
+    evs: int = 5
+    """EVs in the federation."""
+    windows: int = 100
+    """24-hour training windows."""
+    stays: int = 8
+    """Simulated stays each EV learns from per window."""
+    test_stays: int = 200
+    """Test stays per EV."""
+    seed: int = 0
 
 
-def run(args: argparse.Namespace, progress: bool) -> dict:
+def run(settings: Settings = Settings(), plot: str | None = None, progress: bool = False) -> dict:
+    """Train the three populations, test them greedily and summarise; writes the figure to
+    `plot` (a PNG path) when given."""
     from tqdm import tqdm
 
-    bar = tqdm(total=len(METHODS) * args.windows, disable=not progress, file=sys.stderr, desc="training")
-    test_days = sample_days(args.test_stays, np.random.default_rng([args.seed, 1]))
+    bar = tqdm(total=len(METHODS) * settings.windows, disable=not progress, file=sys.stderr, desc="training")
+    test_days = sample_days(settings.test_stays, np.random.default_rng([settings.seed, 1]))
     trained: dict[str, Training] = {}
     evaluated: dict[str, Evaluation] = {}
     for name, options in METHODS.items():
-        setup = Setup(evs=args.evs, windows=args.windows, stays_per_window=args.stays, **options)
-        trained[name] = train(setup, args.seed, on_window=bar.update)
+        setup = Setup(evs=settings.evs, windows=settings.windows, stays_per_window=settings.stays, **options)
+        trained[name] = train(setup, settings.seed, on_window=bar.update)
         evaluated[name] = evaluate(trained[name].models, test_days)
     bar.close()
     ours = evaluated["federated"]
@@ -57,10 +67,8 @@ def run(args: argparse.Namespace, progress: bool) -> dict:
         "aggregators": list(trained["federated"].aggregators),
         "mining_reward_cents": round(sum(trained["federated"].mining_rewards) / 100, 2),
     }
-    if not args.json:
-        _print(result)
-    if args.plot:
-        _plot(trained, args.plot)
+    if plot:
+        _plot(trained, plot)
     return result
 
 
@@ -68,20 +76,6 @@ def _share(part: float, by_band: tuple[float, float, float]) -> float:
     """Fraction of the energy traded in all bands; 0 when nothing was traded."""
     total = sum(by_band)
     return round(part / total, 4) if total > 0 else 0.0
-
-
-def _print(result: dict) -> None:
-    print(f"{'method':<15} {'profit per stay (¢)':>20} {'mean training reward':>21}")
-    for name, profit in result["profit"].items():
-        print(f"{name:<15} {profit:>20.2f} {result['training_reward'][name]:>21.2f}")
-    print(f"\n{'band':<6} {'parked h':>9} {'sold kWh':>9} {'bought kWh':>11} {'PoSOC hour score':>17}")
-    for b in ("off", "mid", "on"):
-        print(f"{b:<6} {result['parked_hours_by_band'][b]:>9.2f} {result['sold_kwh_by_band'][b]:>9.2f} "
-              f"{result['bought_kwh_by_band'][b]:>11.2f} {result['posoc_hour_score_by_band'][b]:>17.3f}")
-    print(f"\nsold on-peak {result['onpeak_sell_share']:.1%}; bought off-peak {result['offpeak_buy_share']:.1%}, "
-          f"outside on-peak {result['outside_onpeak_buy_share']:.1%}; "
-          f"score-discharge correlation {result['posoc_discharge_correlation']:.2f}; "
-          f"mLAG fees {result['mining_reward_cents']:.2f} ¢")
 
 
 def _plot(trained: dict[str, Training], path: str) -> None:

@@ -3,6 +3,7 @@ with `node.rpc.params`, reads the chain or submits to the mempool, and returns
 JSON in go-ethereum's shapes."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import rlp
@@ -18,11 +19,14 @@ from node.rpc.errors import EXECUTION_REVERTED, SERVER_ERROR, RpcError, invalid_
 from node.rpc.params import LogFilter
 from vm import gas
 from vm.blocks import Header, Log
+from vm.constants import HISTORY_BLOCKS
+from vm.environment import BlockEnvironment
 from vm.gas import next_base_fee
 from vm.native.registry import REGISTRY
+from vm.pipeline import system_transaction_hash
 from vm.state import State
 from vm.transactions import InvalidTransaction
-from vm.transition import BlockEnvironment, TransactionRejected, execute_message
+from vm.transition import CallResult, TransactionRejected, execute_message
 from vm.types import ZERO_ADDRESS
 
 GWEI = 10**9
@@ -30,7 +34,11 @@ DEFAULT_TIP = GWEI
 """Suggested tip when recent blocks carry no transactions."""
 TIP_SAMPLE_BLOCKS = 20
 """Blocks go-ethereum's gas price oracle samples (`--gpo.blocks` is 20 for full nodes)."""
-FEE_HISTORY_MAX_BLOCKS = 1024
+FEE_HISTORY_MAX_BLOCKS = HISTORY_BLOCKS
+ESTIMATE_TOLERANCE = (15, 1000)
+"""eth_estimateGas stops searching when the bounds are within 1.5 % (geth's default)."""
+CALL_STIPEND = 2_300
+"""Added to the gas used before the first guess at an estimate, as geth does."""
 """go-ethereum's `maxBlockHistory`/`maxHeaderHistory` for eth_feeHistory."""
 FEE_HISTORY_MAX_PERCENTILES = 100
 """go-ethereum's `maxQueryLimit`: each percentile is computed for every block returned."""
@@ -189,14 +197,14 @@ class EthApi:
         return fmt.hexbytes(self._state(block).get_code(params.address(account)))
 
     # -- calls --------------------------------------------------------------
-    def _run_call(self, call_object, block, allow_unregistered: bool):
+    def _prepare_call(self, call_object, block, allow_unregistered: bool) -> "_Call":
         call = params.transaction_call(call_object)
         state = self._state(block)
         env = self._pending_env()
         sender = call["from"] or ZERO_ADDRESS
         if call["to"] is None:
             raise RpcError(SERVER_ERROR, "contract creation is not supported: gridnode runs native contracts only")
-        if not allow_unregistered and call["from"] is not None and REGISTRY.role_of(state, sender) == 0:
+        if not allow_unregistered and call["from"] is not None and REGISTRY.role_at(state, sender) == 0:
             raise RpcError(SERVER_ERROR, f"sender not registered: {sender.to_checksum()}")
         intrinsic = gas.intrinsic_gas(call["data"])
         gas_cap = call["gas"] if call["gas"] is not None else env.gas_limit
@@ -204,19 +212,48 @@ class EthApi:
             raise RpcError(SERVER_ERROR, f"intrinsic gas too low: have {gas_cap}, want {intrinsic}")
         if state.get_balance(sender) < call["value"]:
             raise RpcError(SERVER_ERROR, "insufficient funds for gas * price + value")
-        result = execute_message(state, env, sender, call["to"], call["value"], call["data"], gas_cap - intrinsic)
+
+        def execute(limit: int) -> CallResult:
+            snapshot = state.snapshot()
+            result = execute_message(state, env, self.chain.contracts, sender, call["to"], call["value"],
+                                     call["data"], limit - intrinsic)
+            state.revert(snapshot)
+            return result
+
+        return _Call(execute, intrinsic, gas_cap)
+
+    @staticmethod
+    def _succeeded(result: CallResult) -> CallResult:
         if not result.succeeded:
             data = fmt.hexbytes(result.output) if result.output else None
             raise RpcError(EXECUTION_REVERTED if data else SERVER_ERROR, result.error, data)
-        return result, intrinsic
+        return result
 
     def eth_call(self, call_object, block="latest") -> str:
-        result, _ = self._run_call(call_object, block, allow_unregistered=True)
-        return fmt.hexbytes(result.output)
+        call = self._prepare_call(call_object, block, allow_unregistered=True)
+        return fmt.hexbytes(self._succeeded(call.execute(call.cap)).output)
 
     def eth_estimateGas(self, call_object, block="pending") -> str:
-        result, intrinsic = self._run_call(call_object, block, allow_unregistered=False)
-        return fmt.hexint(intrinsic + result.gas_used)
+        """The lowest gas limit that succeeds, within ESTIMATE_TOLERANCE, searched for as geth
+        does: the gas used is not enough when the call passes gas to another contract, which
+        keeps back 1/64 of what is left at each call (EIP-150)."""
+        call = self._prepare_call(call_object, block, allow_unregistered=False)
+        used = call.intrinsic + self._succeeded(call.execute(call.cap)).gas_used
+
+        def succeeds(limit: int) -> bool:
+            check_budget()
+            return call.execute(limit).succeeded
+
+        low, high = used - 1, min(call.cap, (used + CALL_STIPEND) * 64 // 63)
+        if not succeeds(high):
+            low, high = high, call.cap
+        while high - low > 1 and (high - low) * ESTIMATE_TOLERANCE[1] > high * ESTIMATE_TOLERANCE[0]:
+            middle = (low + high) // 2
+            if succeeds(middle):
+                high = middle
+            else:
+                low = middle
+        return fmt.hexint(high)
 
     # -- transactions ------------------------------------------------------
     def eth_sendRawTransaction(self, raw) -> str:
@@ -302,16 +339,29 @@ class EthApi:
             if receipts is None:
                 continue
             log_index = 0
-            for tx_index, (receipt, tx) in enumerate(zip(receipts, self.chain.transactions(header.hash))):
+            transactions = self.chain.transactions(header.hash)
+            for tx_index, receipt in enumerate(receipts):
+                # past the transactions: the system receipt of end-of-block work (vm/pipeline.py)
+                tx_hash = (transactions[tx_index].hash if tx_index < len(transactions)
+                           else system_transaction_hash(header.hash))
                 for log in receipt.logs:
                     if matcher.matches(log):
                         size += fmt.log_json_size(log)
                         if len(found) == LOGS_MAX_RESULTS or size > LOGS_MAX_RESPONSE_BYTES:
                             raise RpcError(SERVER_ERROR, f"query returned more than {LOGS_MAX_RESULTS} results "
                                                          f"or {LOGS_MAX_RESPONSE_BYTES} bytes: narrow the range")
-                        found.append(fmt.log_json(log, tx, header, tx_index, log_index))
+                        found.append(fmt.log_json(log, tx_hash, header, tx_index, log_index))
                     log_index += 1
         return found
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A checked eth_call/eth_estimateGas request, runnable at any gas limit on its throwaway state."""
+
+    execute: Callable[[int], CallResult]
+    intrinsic: int
+    cap: int
 
 
 class _LogMatcher:

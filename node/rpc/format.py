@@ -76,14 +76,14 @@ def transaction_json(tx: Transaction, header: Header | None = None, index: int |
     return result
 
 
-def log_json(log: Log, tx: Transaction, header: Header, tx_index: int, log_index: int) -> dict:
+def log_json(log: Log, tx_hash: bytes, header: Header, tx_index: int, log_index: int) -> dict:
     return {
         "address": address(log.address),
         "topics": [hexbytes(topic) for topic in log.topics],
         "data": hexbytes(log.data),
         "blockNumber": hexint(header.number),
         "blockHash": hexbytes(header.hash),
-        "transactionHash": hexbytes(tx.hash),
+        "transactionHash": hexbytes(tx_hash),
         "transactionIndex": hexint(tx_index),
         "logIndex": hexint(log_index),
         "removed": False,
@@ -102,7 +102,8 @@ def log_json_size(log: Log) -> int:
 
 
 def logs_json(receipt: Receipt, tx: Transaction, header: Header, tx_index: int, first_log_index: int) -> list[dict]:
-    return [log_json(log, tx, header, tx_index, first_log_index + offset) for offset, log in enumerate(receipt.logs)]
+    return [log_json(log, tx.hash, header, tx_index, first_log_index + offset)
+            for offset, log in enumerate(receipt.logs)]
 
 
 def receipt_json(receipt: Receipt, tx: Transaction, header: Header, tx_index: int, first_log_index: int) -> dict:

@@ -13,7 +13,6 @@ from node.mempool import Mempool
 from node.rpc import format as fmt
 from node.rpc.errors import invalid_params
 from vm.blocks import Header
-from vm.native import NATIVE_CONTRACTS
 from vm.types import Address
 
 VERSION = version("gridnode")
@@ -146,8 +145,9 @@ class GridApi:
                                      "difficulty": h.difficulty} for h in recent]}
 
     def grid_contracts(self) -> dict:
+        """The chain's contract table (name → address and ABI), what a wallet needs to call them."""
         return {contract.name: {"address": contract.address.to_checksum(), "abi": contract.abi}
-                for contract in NATIVE_CONTRACTS.values()}
+                for contract in self.chain.contracts.placed()}
 
     def grid_miningStats(self, window=None) -> dict:
         """Blocks won and orphaned per producer over the last `window` canonical blocks

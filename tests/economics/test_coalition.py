@@ -9,7 +9,7 @@ import pytest
 
 from market.economics.coalition import (CoalitionGame, form_coalitions, profitable_merge, profitable_split)
 from market.economics.community import random_community
-from market.economics.poeg import alone_loss, edc_residuals, member_losses, singleton_score
+from market.economics.rules.poeg import alone_loss, edc_residuals, member_losses, singleton_score
 
 
 def _mixed_coalitions(game, count, rng):

@@ -6,10 +6,12 @@ import pytest
 
 from consensus.sampling import derive_seed
 from market.economics.coalition import CoalitionGame, form_coalitions
-from market.economics.community import Community, random_community
-from market.economics.line_loss import FloatLosses, IntLosses, LossModel
-from market.economics.poeg import (InvalidPlan, Plan, check_plan, coalition_score, member_savings, member_scores,
-                                   mining_reward, select_miner, singleton_score, slash, to_wh)
+from market.economics.community import random_community
+from market.economics.line_loss import FloatLosses, fraction
+from market.economics.rules.community import Community
+from market.economics.rules.line_loss import IntLosses, LossModel
+from market.economics.rules.poeg import (InvalidPlan, Plan, check_plan, coalition_score, member_savings, member_scores,
+                                         mining_reward, select_miner, singleton_score, slash, to_wh)
 from market.economics.settlement import propose, recompute
 
 
@@ -22,7 +24,7 @@ def _pair_community():
 def test_loss_rate_spans_the_reported_range():
     model = LossModel()
     assert model.ppm(0) == 18_000 and model.ppm(14_142) == 56_000 and model.ppm(28_000) == 56_000
-    assert model.fraction(1.0) == pytest.approx(0.0207)
+    assert fraction(model, 1.0) == pytest.approx(0.0207)
 
 
 def test_scores_of_a_two_member_coalition_by_hand():

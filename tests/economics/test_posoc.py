@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from consensus.sampling import derive_seed
-from market.economics.posoc import (band, charge_fees, choose_aggregator, credit_profit, hour_score, hour_score_int,
-                                    open_book, pay_fee, price_factor, price_factor_ppm)
+from market.economics.posoc import hour_score, price_factor
+from market.economics.rules.posoc import (band, charge_fees, choose_aggregator, credit_profit, hour_score_int, open_book,
+                                          pay_fee, price_factor_ppm)
 
 
 def test_time_of_use_bands():

@@ -10,7 +10,7 @@ from eth_account import Account
 from genesis.config import Genesis
 from genesis.devnet import devnet_genesis_document
 from helpers import DEV_KEYS
-from node import producer as producer_module
+from vm import pipeline as pipeline_module
 from node.chain import Chain
 from node.mempool import Mempool
 from node.producer import produce_block
@@ -110,7 +110,7 @@ def test_an_oversized_block_is_refused_before_any_transaction_is_decoded(chains,
     producer, follower = chains
     txs = [maximal_transaction(sender, nonce) for sender in SENDERS[:2] for nonce in range(5)]
     with monkeypatch.context() as patched:  # a producer with a larger limit than the protocol's
-        patched.setattr(producer_module, "MAX_BLOCK_BYTES", 4 * MAX_BLOCK_BYTES)
+        patched.setattr(pipeline_module, "MAX_BLOCK_BYTES", 4 * MAX_BLOCK_BYTES)
         oversized = produce(producer, pool_of(producer, txs))
     encoded = oversized.encode()
     assert len(encoded) > MAX_BLOCK_BYTES and len(oversized.transactions) == 10

@@ -23,7 +23,7 @@ def state() -> State:
     for account in KEYS:
         address = Address.from_hex(account.address)
         state.set_account(address, StateAccount(0, 10**21))
-        REGISTRY.write_genesis(state, [], [(address, Role.PROSUMER, "")])
+        REGISTRY.write_members(state, [], [(address, Role.PROSUMER, "")])
     return state
 
 
@@ -132,7 +132,7 @@ def registered(state, count: int) -> list:
     for account in accounts:
         address = Address.from_hex(account.address)
         state.set_account(address, StateAccount(0, 10**21))
-        REGISTRY.write_genesis(state, [], [(address, Role.PROSUMER, "")])
+        REGISTRY.write_members(state, [], [(address, Role.PROSUMER, "")])
     return accounts
 
 
@@ -262,7 +262,7 @@ def test_any_sequence_of_operations_keeps_the_pool_consistent(steps):
     for account in PROPERTY_KEYS:
         address = Address.from_hex(account.address)
         state.set_account(address, StateAccount(0, 10**21))
-        REGISTRY.write_genesis(state, [], [(address, Role.PROSUMER, "")])
+        REGISTRY.write_members(state, [], [(address, Role.PROSUMER, "")])
     clock = FakeClock()
     mempool = Mempool(1337, 30_000_000, PROPERTY_LIMITS, clock=clock)
     model: set[bytes] = set()

@@ -10,13 +10,15 @@ from vm.crypto import keccak256
 from vm.native.registry import REGISTRY, Role
 from vm.state import State
 from vm.transactions import decode_transaction
-from vm.transition import (BlockEnvironment, TransactionRejected, apply_body, apply_transaction,
-                           validate_transaction)
+from vm.environment import BlockEnvironment
+from vm.pipeline import BlockBuilder, apply_block
+from vm.transition import TransactionRejected, apply_transaction, validate_transaction
 from vm.types import Address
 
 ADMIN = Account.from_key("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
 ALICE = Account.from_key("0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d")
 PRODUCER = Address(b"\x99" * 20)
+CONTRACTS = Genesis.from_json(devnet_genesis_document(PRODUCER)).contracts
 ENV = BlockEnvironment(chain_id=1337, number=1, timestamp=1000, producer=PRODUCER, base_fee=10**9,
                        gas_limit=30_000_000)
 
@@ -53,7 +55,7 @@ def test_transfer_pays_value_and_fees_and_conserves_supply(state):
     supply = total(state, holders)
     transfer = tx(ALICE)
     validate_transaction(state, ENV, transfer, ENV.gas_limit)
-    receipt = apply_transaction(state, ENV, transfer, 0)
+    receipt = apply_transaction(state, ENV, CONTRACTS, transfer, 0)
     price = 2 * 10**9  # base fee + full tip, under the cap
     assert receipt.succeeded and receipt.gas_used == 21_000 and receipt.effective_gas_price == price
     assert state.get_balance(PRODUCER) == 21_000 * price
@@ -65,10 +67,10 @@ def test_reverted_call_undoes_state_but_charges_gas(state):
     data = call_data("register(address,uint8,string)", ["address", "uint8", "string"],
                      ["0x" + "ab" * 20, 1, "x"])
     attempt = tx(ALICE, to=REGISTRY.address.to_checksum(), value=0, gas=200_000, data=data)
-    receipt = apply_transaction(state, ENV, attempt, 0)
+    receipt = apply_transaction(state, ENV, CONTRACTS, attempt, 0)
     assert not receipt.succeeded and receipt.logs == ()
     assert 21_000 < receipt.gas_used < 200_000
-    assert REGISTRY.role_of(state, Address(b"\xab" * 20)) == Role.NONE
+    assert REGISTRY.role_at(state, Address(b"\xab" * 20)) == Role.NONE
     assert state.get_account(attempt.sender).nonce == 1
 
 
@@ -76,16 +78,16 @@ def test_out_of_gas_consumes_everything(state):
     data = call_data("register(address,uint8,string)", ["address", "uint8", "string"],
                      ["0x" + "ab" * 20, 1, "x"])
     starved = tx(ADMIN, to=REGISTRY.address.to_checksum(), value=0, gas=30_000, data=data)
-    receipt = apply_transaction(state, ENV, starved, 0)
+    receipt = apply_transaction(state, ENV, CONTRACTS, starved, 0)
     assert not receipt.succeeded and receipt.gas_used == 30_000
-    assert REGISTRY.role_of(state, Address(b"\xab" * 20)) == Role.NONE
+    assert REGISTRY.role_at(state, Address(b"\xab" * 20)) == Role.NONE
 
 
 def test_value_sent_to_a_non_payable_function_reverts(state):
     data = call_data("revoke(address)", ["address"], [ALICE.address])
     paid = tx(ADMIN, to=REGISTRY.address.to_checksum(), value=5, gas=100_000, data=data)
     before = state.get_balance(REGISTRY.address)
-    assert not apply_transaction(state, ENV, paid, 0).succeeded
+    assert not apply_transaction(state, ENV, CONTRACTS, paid, 0).succeeded
     assert state.get_balance(REGISTRY.address) == before
 
 
@@ -96,11 +98,11 @@ def test_admin_registers_and_revokes(state):
                                  [newcomer, int(Role.EV), "ev-1"]))
     revoke = tx(ADMIN, nonce=1, to=REGISTRY.address.to_checksum(), value=0, gas=200_000,
                 data=call_data("revoke(address)", ["address"], [newcomer]))
-    output = apply_body(state, ENV, [register])
+    output = apply_block(BlockBuilder(state, ENV, CONTRACTS), (register,), lambda *_: None)
     assert output.receipts[0].succeeded and len(output.receipts[0].logs) == 1
-    assert REGISTRY.role_of(state, Address.from_hex(newcomer)) == Role.EV
-    assert apply_transaction(state, ENV, revoke, output.gas_used).succeeded
-    assert REGISTRY.role_of(state, Address.from_hex(newcomer)) == Role.NONE
+    assert REGISTRY.role_at(state, Address.from_hex(newcomer)) == Role.EV
+    assert apply_transaction(state, ENV, CONTRACTS, revoke, output.gas_used).succeeded
+    assert REGISTRY.role_at(state, Address.from_hex(newcomer)) == Role.NONE
 
 
 @pytest.mark.parametrize("make,reason", [

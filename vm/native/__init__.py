@@ -1,12 +1,10 @@
-"""Native contracts: Python modules at fixed addresses that speak the Solidity ABI.
-
-`NATIVE_CONTRACTS` is the dispatch table, by address, in the manner of the
-execution specs' precompile table."""
+"""Native contracts: Python modules that speak the Solidity ABI, dispatched through a
+`ContractTable` the genesis builds. The system contracts every chain has live here
+(the Registry and the Signers); the market's live in `market/contracts/`."""
 from __future__ import annotations
 
 from vm.native.contract import NativeContract
 from vm.native.registry import REGISTRY
 from vm.native.signers import SIGNERS
-from vm.types import Address
 
-NATIVE_CONTRACTS: dict[Address, NativeContract] = {contract.address: contract for contract in (REGISTRY, SIGNERS)}
+SYSTEM_CONTRACTS: tuple[NativeContract, ...] = (REGISTRY, SIGNERS)

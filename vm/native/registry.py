@@ -7,32 +7,10 @@ name per account, the admin set and the admitted node keys, all under this
 contract's address so they are part of the state root."""
 from __future__ import annotations
 
-from enum import IntEnum
-
 from vm.native.contract import CallContext, NativeContract, Revert, abi_function
+from vm.native.roles import REGISTRY_ADDRESS, Role
 from vm.state import State
 from vm.types import Address
-
-
-class Role(IntEnum):
-    NONE = 0
-    PROSUMER = 1
-    RETAILER = 2
-    EDGE_SERVER = 3
-    EV = 4
-    METER_ORACLE = 5
-    OPERATOR = 6
-
-    @classmethod
-    def parse(cls, text: str) -> "Role":
-        """Accept the genesis spelling: 'prosumer', 'edge_server', 'meter-oracle', …"""
-        try:
-            role = cls[text.strip().upper().replace("-", "_").replace(" ", "_")]
-        except KeyError:
-            raise ValueError(f"unknown role {text!r}; one of {', '.join(r.name.lower() for r in cls if r)}") from None
-        if role is cls.NONE:
-            raise ValueError("role 'none' cannot be assigned")
-        return role
 
 
 MAX_NAME_BYTES = 64
@@ -41,11 +19,12 @@ MAX_PEER_ID_BYTES = 128
 
 class Registry(NativeContract):
     name = "Registry"
-    address = Address(bytes.fromhex("6772696400000000000000000000000000000001"))  # "grid" ‖ 1
+    default_address = REGISTRY_ADDRESS
     abi_file = "registry.abi.json"
 
     # -- reads without gas, for the vm's permission check and for genesis --
-    def role_of(self, state: State, account: Address) -> Role:
+    def role_at(self, state: State, account: Address) -> Role:
+        """Gas-free, for the vm's permission check and the node's intake."""
         value = state.get_storage(self.address, self.slot(b"role", account))
         return Role(value[0]) if value else Role.NONE
 
@@ -58,9 +37,9 @@ class Registry(NativeContract):
     def is_node_admitted(self, state: State, peer_id: str) -> bool:
         return bool(state.get_storage(self.address, self.slot(b"node", peer_id.encode())))
 
-    def write_genesis(self, state: State, admins: list[Address], members: list[tuple[Address, Role, str]],
+    def write_members(self, state: State, admins: list[Address], members: list[tuple[Address, Role, str]],
                       nodes: list[str] = ()) -> None:
-        state.set_code(self.address, self.code)
+        """The genesis' members, admins and admitted nodes."""
         for peer_id in nodes:
             state.set_storage(self.address, self.slot(b"node", peer_id.encode()), b"\x01")
         for account, role, name in members:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from vm import gas
 from vm.native.contract import CallContext, NativeContract, Revert, abi_function
 from vm.native.registry import REGISTRY
+from vm.native.roles import SIGNERS_ADDRESS
 from vm.state import State
 from vm.types import Address
 
@@ -32,14 +33,14 @@ def _without(packed: bytes, proposal: bytes) -> bytes:
 
 class Signers(NativeContract):
     name = "Signers"
-    address = Address(bytes.fromhex("6772696400000000000000000000000000000002"))  # "grid" ‖ 2
+    default_address = SIGNERS_ADDRESS
     abi_file = "signers.abi.json"
 
     def current(self, state: State) -> list[Address]:
         """The voted set, in address order (what checkpoint headers carry)."""
         return _split(state.get_storage(self.address, self.slot(b"signers")))
 
-    def write_genesis(self, state: State, signers: list[Address]) -> None:
+    def write_signers(self, state: State, signers: list[Address]) -> None:
         state.set_storage(self.address, self.slot(b"signers"), b"".join(sorted(signers)))
 
     @abi_function("propose")

@@ -1,8 +1,9 @@
 """Proof of energy generation: proof scores, savings, rewards and penalties (thesis §3.2.4–3.3).
 
 Every formula here is written once over the `Losses` interface, so the same code
-runs in floats (kWh, what the proposer's optimiser works in) and in integers (Wh,
-floored products, what a validator recomputes). A trade's line loss E_ij^lo is
+runs in floats (kWh, `line_loss.FloatLosses`, what the proposer's optimiser works in) and
+in integers (Wh, floored products, `rules.line_loss.IntLosses`, what a validator
+recomputes); it imports no float library itself. A trade's line loss E_ij^lo is
 split between its seller and its buyer (`Losses.halves`): eq. 3.7 lists it in
 both parties' losses, and counting it twice would make the coalition's loss
 (3.21) exceed the physical loss; halving keeps Σ_i E_Si^loss equal to the loss
@@ -15,8 +16,8 @@ from dataclasses import dataclass
 from typing import Generic
 
 from consensus.sampling import derive_seed, weighted_choice
-from market.economics.community import Community
-from market.economics.line_loss import E, Losses
+from market.economics.rules.community import Community
+from market.economics.rules.line_loss import E, Losses
 
 
 @dataclass(frozen=True)

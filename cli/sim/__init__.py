@@ -1,9 +1,10 @@
 """`gridnode sim …`: reproduce the papers' experiments on the market's own code.
 
-Each experiment lives in `market.experiments.<name>` and exposes
-`add_arguments(parser)` for its own flags and `run(args, progress) -> dict`,
-which returns the JSON-able result and, unless `args.json`, prints a summary
-table itself. This module owns only the flags every experiment shares.
+The experiments live in `market.experiments.<name>` and take plain arguments. Each
+command-line front end here, `cli.sim.<name>`, exposes `add_arguments(parser)` for the
+experiment's own flags and `run(args, progress) -> dict`, which calls the experiment and,
+unless `args.json`, prints its summary table. This module owns only the flags every
+experiment shares.
 """
 from __future__ import annotations
 
@@ -38,13 +39,29 @@ def add_parser(subparsers: argparse._SubParsersAction, load_experiments: bool = 
 
 
 def _module(experiment: str) -> str:
-    return "market.experiments." + experiment.replace("-", "_")
+    return f"{__name__}.{experiment.replace('-', '_')}"
 
 
 def run(args: argparse.Namespace) -> int:
-    experiment = importlib.import_module(_module(args.experiment))
-    result = experiment.run(args, progress=not args.json and sys.stderr.isatty())
+    front_end = importlib.import_module(_module(args.experiment))
+    result = front_end.run(args, progress=not args.json and sys.stderr.isatty())
     if args.json:
         json.dump(result, sys.stdout, sort_keys=True)
         sys.stdout.write("\n")
     return 0
+
+
+def integers(text: str) -> list[int]:
+    """An argparse type: comma-separated integers."""
+    try:
+        return [int(v) for v in text.split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def floats(text: str) -> list[float]:
+    """An argparse type: comma-separated numbers."""
+    try:
+        return [float(v) for v in text.split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
