@@ -111,7 +111,7 @@ class Market:
         self.client = RpcClient(rpc, timeout=30.0)
         listing = self.client.call("grid_contracts")  # {name: {address, abi}}
         self.contracts = {name: Contract(name, Address.from_hex(entry["address"]).to_checksum(), entry["abi"])
-                          for name, entry in listing.items()}
+                          for name, entry in listing.items() if entry["address"] is not None}
         self.account = _account(key) if key else None
         self._chain_id: int | None = None
 

@@ -52,7 +52,8 @@ def build_contract_table(spec: dict) -> ContractTable:
             placed.append(cls(address, params))
         except (ValueError, TypeError) as exc:
             raise ContractSpecError(f"contracts.{kind}.params: {exc}") from None
+    kinds = sorted({kind for contract in placed for kind in contract.instance_kinds})
     try:
-        return ContractTable(placed)
+        return ContractTable(placed, [contract_class(kind)() for kind in kinds])
     except ValueError as exc:
         raise ContractSpecError(f"contracts: {exc}") from None

@@ -5,7 +5,7 @@ block's every transaction must be valid, or the block is).
 
 End-of-block work (a contract's `end_of_block`, e.g. clearing an auction) runs after
 the last transaction, contracts in address order, each with its own gas budget
-outside the block's gas limit, as the system (caller = the zero address). Its logs
+(`end_of_block_gas`) outside the block's gas limit, as the system (caller = the zero address). Its logs
 go into one **system receipt** appended after the transactions' receipts (type
 `SYSTEM_RECEIPT_TYPE`, gas 0), only when there are logs: it is in the receipts
 root, and the RPC reports its logs with transactionIndex = the number of
@@ -32,8 +32,6 @@ from vm.types import ZERO_ADDRESS
 
 log = logging.getLogger("gridnode.vm")
 
-END_OF_BLOCK_GAS = 30_000_000
-"""Gas each contract's end-of-block work may use per block."""
 SYSTEM_RECEIPT_TYPE = 0x7F
 """Type byte of the receipt that carries end-of-block logs (no transaction has this type)."""
 
@@ -112,7 +110,8 @@ class BlockBuilder:
 def run_end_of_block(state: State, env: BlockEnvironment, contracts: ContractTable) -> tuple[Log, ...]:
     logs: list[Log] = []
     for contract in contracts.hooked:
-        ctx = CallContext(state, env, contracts, contract.address, ZERO_ADDRESS, ZERO_ADDRESS, 0, END_OF_BLOCK_GAS)
+        ctx = CallContext(state, env, contracts, contract.address, ZERO_ADDRESS, ZERO_ADDRESS, 0,
+                          contract.end_of_block_gas)
         snapshot = state.snapshot()
         try:
             run_frame(ctx, b"", entry=contract.end_of_block)

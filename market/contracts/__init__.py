@@ -11,4 +11,7 @@ CATALOG: dict[str, str] = {
     "ElecoinExchange": "market.contracts.exchange:ElecoinExchange",
     "ETSC": "market.contracts.etsc:ETSC",
     "Offers": "market.contracts.offers:Offers",
+    "EnglishAuction": "market.contracts.auction:EnglishAuction",
+    "AuctionFactory": "market.contracts.auction_factory:AuctionFactory",
+    "DoubleAuction": "market.contracts.double_auction:DoubleAuction",
 }

@@ -145,9 +145,13 @@ class GridApi:
                                      "difficulty": h.difficulty} for h in recent]}
 
     def grid_contracts(self) -> dict:
-        """The chain's contract table (name → address and ABI), what a wallet needs to call them."""
-        return {contract.name: {"address": contract.address.to_checksum(), "abi": contract.abi}
-                for contract in self.chain.contracts.placed()}
+        """The chain's contract table (name → address and ABI), what a wallet needs to call them;
+        a kind that runs only in instances a factory creates (an auction) has address null."""
+        table = self.chain.contracts
+        listing = {contract.name: {"address": contract.address.to_checksum(), "abi": contract.abi}
+                   for contract in table.placed()}
+        listing.update({kind.name: {"address": None, "abi": kind.abi} for kind in table.instance_kinds()})
+        return listing
 
     def grid_miningStats(self, window=None) -> dict:
         """Blocks won and orphaned per producer over the last `window` canonical blocks

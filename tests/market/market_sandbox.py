@@ -12,7 +12,6 @@ from genesis.devnet import dev_accounts, devnet_genesis_document
 from vm.blocks import Log
 from vm.environment import BlockEnvironment
 from vm.native.contract import NativeContract, encode_call
-from vm.native.table import ContractTable
 from vm.pipeline import run_end_of_block
 from vm.state import State
 from vm.transition import execute_message
@@ -47,11 +46,19 @@ def address_of(who) -> Address:
     return Address.from_hex(who) if isinstance(who, str) else Address(who)
 
 
+def devnet_document(**params: dict) -> dict:
+    """The devnet genesis with some contracts' params replaced: devnet_document(DoubleAuction={...})."""
+    document = devnet_genesis_document(PRODUCER)
+    for name, value in params.items():
+        document["contracts"][name]["params"] = value
+    return document
+
+
 class Sandbox:
     def __init__(self, document: dict | None = None, extra: tuple[NativeContract, ...] = ()) -> None:
         """`extra`: more contracts placed beside the genesis' (test contracts)."""
         self.genesis = Genesis.from_json(document or devnet_genesis_document(PRODUCER))
-        self.contracts = ContractTable([*self.genesis.contracts.placed(), *extra])
+        self.contracts = self.genesis.contracts.extended(extra)
         state = State(_Committed())
         self.genesis.write_state(state)
         for contract in extra:

@@ -24,7 +24,6 @@ from vm.constants import ELECOIN
 from vm.crypto import keccak256
 from vm.native.contract import MAX_CALL_DEPTH, encode_call
 from vm.native.registry import REGISTRY
-from vm.native.table import ContractTable
 from vm.pipeline import SYSTEM_RECEIPT_TYPE, system_transaction_hash
 from vm.types import Address
 
@@ -141,7 +140,7 @@ def test_end_of_block_work_runs_after_every_block_and_a_failing_one_is_undone(bo
 
 def _chain_with_clock(path, signer: Signer) -> Chain:
     genesis = Genesis.from_json(devnet_genesis_document(signer.address))
-    genesis.__dict__["contracts"] = ContractTable([*genesis.contracts.placed(), Clock()])  # a test contract
+    genesis.__dict__["contracts"] = genesis.contracts.extended([Clock()])  # a test contract
     return Chain(Store(str(path)), genesis, genesis.create_engine())
 
 

@@ -19,9 +19,11 @@ def oracle_of(prosumer_index: int):
 
 
 def contracts(w3) -> dict:
-    """name -> web3 contract, for every contract `grid_contracts` lists."""
+    """name -> web3 contract, for every placed contract `grid_contracts` lists; an instance-only
+    kind (address null) maps to its contract factory: call it with `address=`."""
     listed = w3.provider.make_request("grid_contracts", [])["result"]
-    return {name: w3.eth.contract(address=entry["address"], abi=entry["abi"]) for name, entry in listed.items()}
+    return {name: w3.eth.contract(address=entry["address"], abi=entry["abi"]) if entry["address"]
+            else w3.eth.contract(abi=entry["abi"]) for name, entry in listed.items()}
 
 
 def submit(w3, account, call=None, *, value: int = 0, gas: int | None = None, to: str | None = None) -> bytes:

@@ -194,6 +194,11 @@ class NativeContract:
     default_address: Address | None = None
     has_end_of_block = False
     """True for a contract whose `end_of_block(ctx)` runs after every block's last transaction."""
+    end_of_block_gas = 30_000_000
+    """Gas its end-of-block work may use per block, outside the block's gas limit."""
+    instance_kinds: tuple[str, ...] = ()
+    """Kinds (CATALOG names) this contract creates instances of, as a factory; the genesis
+    factory adds their code to the contract table."""
 
     def __init__(self, address: Address | None = None, params: dict | None = None) -> None:
         self.address = address if address is not None else self.default_address

@@ -19,9 +19,11 @@ _CREATED = Value(b"instancesCreated", "uint256")
 
 
 class ContractTable:
-    def __init__(self, placed: Iterable[NativeContract]) -> None:
+    def __init__(self, placed: Iterable[NativeContract], instance_kinds: Iterable[NativeContract] = ()) -> None:
+        """`placed`: contracts at their genesis addresses. `instance_kinds`: code that only runs in
+        instances a factory creates (an auction), one object per kind, without an address."""
         self._placed: dict[Address, NativeContract] = {}
-        self._kinds: dict[str, NativeContract] = {}
+        self._kinds: dict[str, NativeContract] = {kind.name: kind for kind in instance_kinds}
         for contract in placed:
             if contract.address in self._placed:
                 raise ValueError(f"two contracts at 0x{contract.address.hex()}: "
@@ -32,9 +34,17 @@ class ContractTable:
             self._placed[address] for address in sorted(self._placed) if self._placed[address].has_end_of_block)
         """Contracts with end-of-block work, in address order (the order it runs in)."""
 
+    def extended(self, more: Iterable[NativeContract]) -> "ContractTable":
+        """This table with more placed contracts (tests place their own beside the genesis')."""
+        return ContractTable([*self._placed.values(), *more], self.instance_kinds())
+
     def placed(self) -> list[NativeContract]:
         """The genesis placements, in address order."""
         return [self._placed[address] for address in sorted(self._placed)]
+
+    def instance_kinds(self) -> list[NativeContract]:
+        """Code that runs only in created instances, by name."""
+        return sorted((kind for kind in self._kinds.values() if kind.address is None), key=lambda k: k.name)
 
     def by_name(self, name: str) -> NativeContract | None:
         return self._kinds.get(name)
