@@ -45,7 +45,7 @@ class MarketClient:
         if "result" not in reply:
             raise AgentError(f"grid_contracts failed at {rpc_url}: {reply.get('error')}")
         self.contracts = {name: self.w3.eth.contract(address=info["address"], abi=info["abi"])
-                          for name, info in reply["result"].items()}
+                          for name, info in reply["result"].items() if info["address"] is not None}
         self.receipt_timeout = timeout
 
     def contract(self, name: str):

@@ -217,7 +217,7 @@ def test_paper002_hour(market_node, tmp_path):
     # Elecoins: under PoA only fees move, from senders to the block producer; none appear or vanish.
     producer = w3.provider.make_request("grid_nodeInfo", [])["result"]["producer"]
     everyone = {w3.to_checksum_address(a) for a in (*document["accounts"], producer)} | {
-        newcomer.address, newcomer_meter.address, *(x["address"] for x in listed.values())}
+        newcomer.address, newcomer_meter.address, *(x["address"] for x in listed.values() if x["address"])}
     assert sum(w3.eth.get_balance(a, block_identifier=at) for a in everyone) == sum(
         w3.eth.get_balance(a, block_identifier=0) for a in everyone)
     assert w3.eth.get_balance(producer, block_identifier=at) > 0  # the fees
