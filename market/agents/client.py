@@ -44,11 +44,19 @@ class MarketClient:
             raise AgentError(f"cannot reach the node at {rpc_url}: {exc}") from None
         if "result" not in reply:
             raise AgentError(f"grid_contracts failed at {rpc_url}: {reply.get('error')}")
+        self.abis = {name: info["abi"] for name, info in reply["result"].items()}
         self.contracts = {name: self.w3.eth.contract(address=info["address"], abi=info["abi"])
                           for name, info in reply["result"].items() if info["address"] is not None}
         self.receipt_timeout = timeout
 
     def contract(self, name: str):
+        """A placed contract by name (`Offers`), or an instance as "Kind@0xaddress"
+        (`EnglishAuction@0x…`): an instance-only kind's ABI comes from grid_contracts too."""
+        kind, _, address = name.partition("@")
+        if address:
+            if kind not in self.abis:
+                raise AgentError(f"this chain has no {kind} kind (grid_contracts lists {sorted(self.abis)})")
+            return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=self.abis[kind])
         if name not in self.contracts:
             raise AgentError(f"this chain has no {name} contract (grid_contracts lists {sorted(self.contracts)})")
         return self.contracts[name]
@@ -63,12 +71,12 @@ class MarketClient:
         except ContractLogicError as exc:
             raise AgentError(f"{name}.{function}: {revert_reason(exc)}") from None
 
-    def send(self, name: str, function: str, *args):
-        """Sign and send a call as this account, wait for its receipt; AgentError with the
-        revert reason if it would fail or did."""
+    def send(self, name: str, function: str, *args, value: int = 0):
+        """Sign and send a call as this account (with `value` elecoin wei for a payable
+        function), wait for its receipt; AgentError with the revert reason if it would fail or did."""
         call = getattr(self.contract(name).functions, function)(*args)
         try:
-            gas = call.estimate_gas({"from": self.address})
+            gas = call.estimate_gas({"from": self.address, "value": value})
         except ContractLogicError as exc:
             raise AgentError(f"{name}.{function}: {revert_reason(exc)}") from None
         # Headroom, as wallets add: a transaction mined after another one may write a storage word
@@ -78,7 +86,7 @@ class MarketClient:
         base_fee = self.w3.eth.get_block("latest")["baseFeePerGas"]
         tip = self.w3.eth.max_priority_fee
         tx = call.build_transaction({
-            "from": self.address, "chainId": self.chain_id, "gas": gas,
+            "from": self.address, "chainId": self.chain_id, "gas": gas, "value": value,
             "nonce": self.w3.eth.get_transaction_count(self.address, "pending"),
             "maxFeePerGas": 2 * base_fee + tip, "maxPriorityFeePerGas": tip})
         signed = self.account.sign_transaction(tx)
