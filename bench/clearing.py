@@ -97,6 +97,26 @@ def run(n: int, book: str, owners: str, seed: int) -> dict:
             "block_time_s": box.genesis.block_time}
 
 
+def run_all(orders: list[int], books: list[str], owners: list[str], seed: int = 1) -> list[dict]:
+    return [run(n, book, kind, seed) for n in orders for book in books for kind in owners]
+
+
+def succeeded(rows: list[dict]) -> bool:
+    """Every clearing finished within its gas and left no escrow behind."""
+    return all(r["ok"] and r["escrow_left"] == (0, 0) for r in rows)
+
+
+def print_rows(rows: list[dict]) -> None:
+    print(f"DoubleAuction clearing in process (end_of_block_gas {END_OF_BLOCK_GAS:,}; "
+          f"block time {rows[0]['block_time_s']} s)")
+    print(f"{'orders':>7} {'book':>8} {'owners':>9} {'ok':>3} {'seconds':>8} {'gas':>13} {'fills':>6} "
+          f"{'volume Wh':>11} {'price':>6}")
+    for r in rows:
+        print(f"{r['orders']:>7,} {r['book']:>8} {r['owners']:>9} {'yes' if r['ok'] else 'NO':>3} "
+              f"{r['seconds']:>8.3f} {r['gas']:>13,} {r['fills']:>6,} {r['volume_wh']:>11,} {r['price']:>6}"
+              + (f"  ({r['error']})" if r["error"] else ""))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, nargs="+", default=[1_000, 10_000])
@@ -105,19 +125,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()
-    rows = [run(n, book, owners, args.seed) for n in args.orders for book in args.books for owners in args.owners]
+    rows = run_all(args.orders, args.books, args.owners, args.seed)
     if args.json:
         print(json.dumps({"end_of_block_gas": END_OF_BLOCK_GAS, "runs": rows}, indent=2))
     else:
-        print(f"DoubleAuction clearing in process (end_of_block_gas {END_OF_BLOCK_GAS:,}; "
-              f"block time {rows[0]['block_time_s']} s)")
-        print(f"{'orders':>7} {'book':>8} {'owners':>9} {'ok':>3} {'seconds':>8} {'gas':>13} {'fills':>6} "
-              f"{'volume Wh':>11} {'price':>6}")
-        for r in rows:
-            print(f"{r['orders']:>7,} {r['book']:>8} {r['owners']:>9} {'yes' if r['ok'] else 'NO':>3} "
-                  f"{r['seconds']:>8.3f} {r['gas']:>13,} {r['fills']:>6,} {r['volume_wh']:>11,} {r['price']:>6}"
-                  + (f"  ({r['error']})" if r["error"] else ""))
-    return 0 if all(r["ok"] and r["escrow_left"] == (0, 0) for r in rows) else 1
+        print_rows(rows)
+    return 0 if succeeded(rows) else 1
 
 
 if __name__ == "__main__":

@@ -11,7 +11,11 @@ tx/s over all rounds and per round, submit→receipt latency, failures) and the 
 share of the native one; the issue's bar is 80 %. Only standard eth_* calls carry the load;
 the token's address comes from `--token` or, by default, from gridnode's `grid_contracts`.
 
-    python bench/market.py --rpc http://127.0.0.1:8545 --txs 5000 [--json]
+Then it times the DoubleAuction's clearing of 1,000 and 10,000 orders (`--clearing-orders`;
+bench/clearing.py's in-process measurement of the end-of-block hook, crossed books, distinct
+owners and the 19 devnet prosumers), beside the block time it has to fit in.
+
+    python bench/market.py --rpc http://127.0.0.1:8545 --txs 5000 [--clearing-orders 1000 10000] [--json]
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ import aiohttp
 from eth_abi import encode
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
+import clearing
 from transfers import MNEMONIC, Rpc, measure, percentile, rss_mib
 
 TRANSFER_SELECTOR = keccak(text="transfer(address,uint256)")[:4]
@@ -47,6 +52,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for a phase's receipts (default 180)")
     parser.add_argument("--token", help="ERC-20 contract address (default: gridnode's FiatToken from grid_contracts)")
     parser.add_argument("--pid", type=int, help="node process id, to print its resident memory")
+    parser.add_argument("--clearing-orders", type=int, nargs="*", default=[1_000, 10_000], metavar="N",
+                        help="double-auction book sizes to time the clearing of (default 1000 10000; none to skip)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     return parser.parse_args()
 
@@ -168,13 +175,17 @@ def print_table(result: dict) -> None:
 def main() -> int:
     args = parse_args()
     result = asyncio.run(run(args))
+    result["clearing"] = clearing.run_all(args.clearing_orders, ["crossed"], ["distinct", "few"])
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
         print_table(result)
+        if result["clearing"]:
+            print()
+            clearing.print_rows(result["clearing"])
     complete = all(not result[p]["failures"] and result[p]["confirmed"] == args.txs * args.rounds
                    for p in ("native", "erc20"))
-    return 0 if complete and result["meets_bar"] else 1
+    return 0 if complete and result["meets_bar"] and clearing.succeeded(result["clearing"]) else 1
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@ On top of the standard:
 - issuers, approved by a Registry admin (`addIssuer`/`removeIssuer`), may `mint`;
 - any holder may `burn` its own balance (an issuer redeeming tokens it took back);
 - mint and burn emit `Transfer` from/to the zero address, so an indexer that
-  sums `Transfer` events always reproduces `totalSupply`.
+  sums `Transfer` events always reproduces `totalSupply`;
+- `transferBatch(recipients, amounts)` pays many accounts from the caller in one call (one
+  `Transfer` event each, all or nothing): a contract settling a market pays thousands of
+  accounts at once without a call frame and a sender-balance write per payment.
 
 Name, symbol and decimals live in the contract's storage (written at genesis),
 so the same code serves any instance. A subclass sets `name`, `abi_file`,
@@ -155,6 +158,25 @@ class ERC20Token(NativeContract):
     @abi_function("transfer")
     def _transfer(self, ctx: CallContext, to: str, amount: int) -> bool:
         self.move(ctx, ctx.caller, Address.from_hex(to), amount)
+        return True
+
+    @abi_function("transferBatch")
+    def _transfer_batch(self, ctx: CallContext, recipients: list[str], amounts: list[int]) -> bool:
+        if len(recipients) != len(amounts):
+            raise Revert(f"{self.reason_prefix}: recipients and amounts differ in length")
+        source = ctx.caller
+        balance = BALANCES.get(ctx, source)
+        total = sum(amounts)
+        if balance < total:
+            raise Revert(f"{self.reason_prefix}: transfer amount exceeds balance")
+        BALANCES.set(ctx, source, balance - total)
+        sender = source.to_checksum()
+        for recipient, amount in zip(recipients, amounts):
+            to = Address.from_hex(recipient)
+            if to == ZERO_ADDRESS:
+                raise Revert(f"{self.reason_prefix}: transfer to the zero address")
+            BALANCES.set(ctx, to, BALANCES.get(ctx, to) + amount)
+            self.emit(ctx, "Transfer", sender, to.to_checksum(), amount)
         return True
 
     @abi_function("approve")

@@ -64,6 +64,32 @@ def test_transfer_above_balance_reverts_and_moves_nothing(w3, fiat):
     assert_reverts(carol, fiat.functions.transfer(ZERO, 1), "fiat: transfer to the zero address")
 
 
+def test_transfer_batch_pays_many_accounts_in_one_call(w3, energy):
+    payer, payees = ACCOUNTS[5], [ACCOUNTS[6].address, ACCOUNTS[7].address, ACCOUNTS[6].address]
+    if not energy.functions.isIssuer(payer.address).call():
+        transact(w3, ACCOUNTS[0], energy.functions.addIssuer(payer.address))
+    transact(w3, payer, energy.functions.mint(payer.address, 600))
+    before = {a: energy.functions.balanceOf(a).call() for a in (payer.address, *payees)}
+    receipt = transact(w3, payer, energy.functions.transferBatch(payees, [100, 200, 50]))
+    assert events(energy, "Transfer", receipt) == [(payer.address, payees[0], 100), (payer.address, payees[1], 200),
+                                                   (payer.address, payees[2], 50)]
+    assert energy.functions.balanceOf(payer.address).call() == before[payer.address] - 350
+    assert energy.functions.balanceOf(payees[0]).call() == before[payees[0]] + 150
+    assert energy.functions.balanceOf(payees[1]).call() == before[payees[1]] + 200
+
+
+@pytest.mark.parametrize("recipients, amounts, reason", [
+    ([ACCOUNTS[2].address], [1, 2], "fiat: recipients and amounts differ in length"),
+    ([ACCOUNTS[2].address, ZERO], [1, 1], "fiat: transfer to the zero address"),
+    ([ACCOUNTS[2].address], [10**30], "fiat: transfer amount exceeds balance"),
+])
+def test_transfer_batch_is_all_or_nothing(w3, fiat, recipients, amounts, reason):
+    sender = ACCOUNTS[8]
+    balance = fiat.functions.balanceOf(sender.address).call()
+    assert_reverts(sender, fiat.functions.transferBatch(recipients, amounts), reason)
+    assert fiat.functions.balanceOf(sender.address).call() == balance
+
+
 def test_approve_then_transfer_from_spends_the_allowance(w3, fiat):
     owner, spender, recipient = ACCOUNTS[4], ACCOUNTS[5], ACCOUNTS[6]
     receipt = transact(w3, owner, fiat.functions.approve(spender.address, 500))

@@ -50,9 +50,14 @@ def _encode_one(abi_type: str, value) -> bytes | None:
 
 def encode(types: list[str] | tuple[str, ...], values) -> bytes:
     values = list(values)
-    if len(types) == len(values) and all(_simple(t) for t in types):
-        words = [_encode_one(t, v) for t, v in zip(types, values)]
-        if all(word is not None for word in words):
+    if len(types) == len(values):
+        words = []
+        for abi_type, value in zip(types, values):
+            word = _encode_one(abi_type, value) if _simple(abi_type) else None
+            if word is None:
+                break
+            words.append(word)
+        else:
             return b"".join(words)
     return eth_abi.encode(list(types), values)
 
