@@ -12,11 +12,11 @@ from genesis.devnet import devnet_genesis_document
 from market.contracts.auction import PLACE_BID, EnglishAuction, next_bid_state
 from market.contracts.auction_factory import AUCTION_FACTORY, AuctionFactory
 from market_sandbox import ACCOUNTS, PRODUCER, Sandbox
+from paper004 import GWEI, TABLE_1, print_gas
 from vm.crypto import keccak256
 from vm.native.contract import CallContext, Revert, code_marker, encode_call
 from vm.types import ZERO_ADDRESS, Address
 
-GWEI = 10**9
 OWNER, ALICE, BOB, CAROL, STRANGER = 1, 2, 3, 4, 5
 """Account indices: the owner opens the auction; Alice, Bob and Carol bid; the stranger never does."""
 CREATE = "createAuction(uint256,uint256,uint256)"
@@ -330,10 +330,6 @@ def test_no_cancel_after_the_end(box):
 
 
 # -- paper 004, Table 1 ---------------------------------------------------------------------------
-PAPER_GAS = {"deploy": 1_520_051, "bid 1": 87_221, "bid 2": 57_211, "bid 3": 42_221, "bid 4": 42_221}
-"""Table 1's fees in ether at 1 gwei per gas, as gas."""
-
-
 def test_table_1_replayed(box, capsys):
     """Account1 opens the auction (bidIncrement 75, startBlock 1, endBlock 100000); Account2
     bids 40 wei, Account3 1 gwei, Account2 another 1 gwei (total 1 gwei + 40 wei), Account3
@@ -342,23 +338,17 @@ def test_table_1_replayed(box, capsys):
     assert created.ok
     auction = Auction(box, created.decode("address")[0])
     gas = {"deploy": created.gas_used}
-    steps = (("bid 1", ALICE, 40, ALICE, 40, 40),                      # min(40, 0 + 75)
-             ("bid 2", BOB, GWEI, BOB, GWEI, 115),                      # min(1e9, 40 + 75)
-             ("bid 3", ALICE, GWEI, ALICE, GWEI + 40, GWEI + 40),       # min(1e9 + 40, 1e9 + 75)
-             ("bid 4", BOB, 100, BOB, GWEI + 100, GWEI + 100))          # min(1e9 + 100, 1e9 + 115)
-    for step, sender, value, leader, highest, binding in steps:
-        result = auction.bid(sender, value)
+    paper_account = {2: ALICE, 3: BOB}
+    for step, sender, value, leader, highest, binding in TABLE_1:
+        result = auction.bid(paper_account[sender], value)
         assert result.ok, result.reason
         gas[step] = result.gas_used
-        assert auction.get("highestBidder", "address") == who(leader), step
+        assert auction.get("highestBidder", "address") == who(paper_account[leader]), step
         assert (auction.get("highestBid"), auction.get("highestBindingBid")) == (highest, binding), step
     assert auction.get("highestBid") == 1_000_000_100
     assert box.balance(auction.address) == 2 * GWEI + 140 == auction.funds(ALICE) + auction.funds(BOB)
     with capsys.disabled():
-        print("\nTable 1 replayed: gridnode gas vs paper 004 (Ropsten, Solidity)")
-        for step, used in gas.items():
-            what = "createAuction (the paper: deployment)" if step == "deploy" else step
-            print(f"  {what:40s} {used:>10,d} {PAPER_GAS[step]:>12,d}")
+        print_gas("Table 1 replayed", gas)
         print("  (a first bid stores highestBid as well, which the Solidity original computes)")
     box.number = auction.get("endBlock")               # 99,990 quiet blocks later
     for sender, amount in ((OWNER, GWEI + 100), (BOB, 0), (ALICE, GWEI + 40)):
