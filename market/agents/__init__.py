@@ -10,10 +10,14 @@ send signed transactions.
   with `allowTransaction`), then settles with `makeTransaction` once its meter shows delivery.
 - `OperatorAgent` (MGO): covers the microgrid's imbalance with a standing offer at the grid
   price, and admits new members through `Registry.register`.
+- `ScheduledAuctions`, `OwnAuction`, `Bidder` (auction_schemes.py): paper 004's running
+  schemes on the block clock: the operator's scheduled auctions (RS1), a seller's own auction
+  (RS2), and bidders that find auctions through the factory (RS3).
 
 Energy is traded in hourly batches (`HourlyBatch`): the first 50 minutes of an hour negotiate
 the next hour's energy, the last 10 confirm; a time scale lets an hour pass in seconds.
 `gridnode agent …` (cli/agent.py) runs each as a process."""
+from market.agents.auction_schemes import Bidder, OwnAuction, ScheduledAuctions
 from market.agents.buyer import BuyerAgent
 from market.agents.client import AgentError, MarketClient
 from market.agents.meter import MeterAgent
@@ -22,5 +26,5 @@ from market.agents.readings import CsvReadings, SyntheticReadings
 from market.agents.schedule import HourlyBatch
 from market.agents.seller import SellerAgent
 
-__all__ = ["AgentError", "BuyerAgent", "CsvReadings", "HourlyBatch", "MarketClient", "MeterAgent",
-           "OperatorAgent", "SellerAgent", "SyntheticReadings"]
+__all__ = ["AgentError", "Bidder", "BuyerAgent", "CsvReadings", "HourlyBatch", "MarketClient", "MeterAgent",
+           "OperatorAgent", "OwnAuction", "ScheduledAuctions", "SellerAgent", "SyntheticReadings"]

@@ -36,10 +36,24 @@ def instance(address: str) -> str:
     return f"{AUCTION}@{address}"
 
 
-def open_auction(client: MarketClient, bid_increment: int, start_block: int, end_block: int) -> str:
-    """Create an auction owned by the client's account; returns its address."""
-    receipt = client.send(FACTORY, "createAuction", bid_increment, start_block, end_block)
+def open_auction(client: MarketClient, bid_increment: int, start_block: int, end_block: int,
+                 energy_wh: int = 0) -> str:
+    """Create an auction owned by the client's account; returns its address. With `energy_wh`,
+    the auction escrows that many of the account's energy tokens for its winner (the factory's
+    allowance is raised first if it is short)."""
+    if not energy_wh:
+        receipt = client.send(FACTORY, "createAuction", bid_increment, start_block, end_block)
+    else:
+        factory = client.contract(FACTORY).address
+        if client.view("EnergyToken", "allowance", client.address, factory) < energy_wh:
+            client.send("EnergyToken", "approve", factory, energy_wh)
+        receipt = client.send(FACTORY, "createAuctionWithEnergy", bid_increment, start_block, end_block, energy_wh)
     return client.event(receipt, FACTORY, "AuctionCreated")["auction"]
+
+
+def settle_energy(client: MarketClient, address: str):
+    """Hand an ended auction's energy lot to its winner (or back to its owner)."""
+    return client.send(instance(address), "settleEnergy")
 
 
 def read_auction(client: MarketClient, address: str) -> AuctionView:

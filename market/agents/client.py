@@ -99,8 +99,20 @@ class MarketClient:
         except TimeExhausted:
             raise AgentError(f"{name}.{function}: no receipt after {self.receipt_timeout:.0f} s") from None
         if receipt["status"] != 1:
-            raise AgentError(f"{name}.{function}: reverted in block {receipt['blockNumber']}")
+            raise AgentError(f"{name}.{function}: {self._mined_revert_reason(call, value, receipt)} "
+                             f"(block {receipt['blockNumber']})")
         return receipt
+
+    def _mined_revert_reason(self, call, value: int, receipt) -> str:
+        """Why a mined transaction reverted: the call replayed on the state before its block
+        (what it met there may have changed within the block, e.g. another bid came first)."""
+        try:
+            call.call({"from": self.address, "value": value}, block_identifier=receipt["blockNumber"] - 1)
+        except ContractLogicError as exc:
+            return revert_reason(exc)
+        except (OSError, ValueError, Web3RPCError):
+            return "reverted"
+        return "reverted (the state it met changed within its block)"
 
     def event(self, receipt, name: str, event: str) -> dict:
         """The arguments of the first `event` that contract `name` logged in a receipt."""

@@ -32,6 +32,12 @@ The owner may cancel until the end block (inclusive). Amounts are elecoin wei, i
 An instance that was never initialised (none is: the factory initialises in the same call
 that creates it) refuses everything: its end block 0 is past, it has no owner and no funds.
 
+Energy (optional, beyond the paper): an auction opened with `createAuctionWithEnergy` holds
+`energyWh` energy tokens, escrowed from the owner by the factory, so the winner actually
+receives the energy it bid for. Once the auction is over (after the end block, or cancelled)
+anyone may call `settleEnergy()`, once: the energy goes to the highest bidder, or back to the
+owner when the auction was cancelled or nobody bid (`LogEnergySettled(to, energyWh)`).
+
 Two deliberate differences from the Solidity original (the paper's reference contract):
 withdrawal opens only after the end block rather than at it, so the owner cannot be paid
 from a leader that a bid later in the same block displaces; and the owner's second
@@ -55,6 +61,9 @@ HIGHEST_BID = Value(b"auction.highestBid", "uint256")
 BINDING_BID = Value(b"auction.highestBindingBid", "uint256")
 HIGHEST_BIDDER = Value(b"auction.highestBidder", "address")
 FUNDS = Mapping(b"auction.fundsByBidder", "uint256")
+ENERGY_TOKEN = Value(b"auction.energyToken", "address")
+ENERGY_WH = Value(b"auction.energyWh", "uint256")
+ENERGY_SETTLED = Value(b"auction.energySettled", "bool")
 
 PLACE_BID = keccak256(b"placeBid()")[:4]
 """The selector of `placeBid()`: how a block producer recognises a bid in its pool."""
@@ -89,7 +98,8 @@ class EnglishAuction(NativeContract):
                 "ownerHasWithdrawn": OWNER_WITHDRAWN.read(state, auction),
                 "highestBid": HIGHEST_BID.read(state, auction),
                 "highestBindingBid": BINDING_BID.read(state, auction),
-                "highestBidder": HIGHEST_BIDDER.read(state, auction)}
+                "highestBidder": HIGHEST_BIDDER.read(state, auction),
+                "energyWh": ENERGY_WH.read(state, auction), "energySettled": ENERGY_SETTLED.read(state, auction)}
 
     @staticmethod
     def funds_at(state: State, auction: Address, bidder: Address) -> int:
@@ -121,6 +131,38 @@ class EnglishAuction(NativeContract):
         INCREMENT.set(ctx, increment)
         START.set(ctx, start)
         END.set(ctx, end)
+
+    @abi_function("attachEnergy")
+    def _attach_energy(self, ctx: CallContext, token: str, wh: int) -> None:
+        """The factory, right after `initialize` and the escrow transfer, records the lot."""
+        if ctx.caller != Address.from_hex(FACTORY.get(ctx)):
+            raise Revert("auction: caller is not the factory")
+        if ENERGY_WH.get(ctx):
+            raise Revert("auction: energy already attached")
+        if wh == 0:
+            raise Revert("auction: zero energy")
+        ENERGY_TOKEN.set(ctx, token)
+        ENERGY_WH.set(ctx, wh)
+
+    @abi_function("settleEnergy")
+    def _settle_energy(self, ctx: CallContext) -> bool:
+        wh = ENERGY_WH.get(ctx)
+        if wh == 0:
+            raise Revert("auction: no energy on sale")
+        canceled = CANCELED.get(ctx)
+        if not canceled and ctx.block_number <= END.get(ctx):
+            raise Revert("auction: not ended")
+        if ENERGY_SETTLED.get(ctx):
+            raise Revert("auction: energy already settled")
+        winner = Address.from_hex(HIGHEST_BIDDER.get(ctx))
+        to = Address.from_hex(OWNER.get(ctx)) if canceled or winner == ZERO_ADDRESS else winner
+        ENERGY_SETTLED.set(ctx, True)
+        self.emit(ctx, "LogEnergySettled", to.to_checksum(), wh)
+        (ok,) = self.invoke(ctx, Address.from_hex(ENERGY_TOKEN.get(ctx)), "transfer(address,uint256)",
+                            (to.to_checksum(), wh), ("bool",))
+        if not ok:
+            raise Revert("auction: energy transfer failed")
+        return True
 
     # -- bidding ---------------------------------------------------------------------------
     @abi_function("placeBid")
@@ -224,6 +266,18 @@ class EnglishAuction(NativeContract):
     @abi_function("highestBidder")
     def _highest_bidder(self, ctx: CallContext) -> str:
         return HIGHEST_BIDDER.get(ctx)
+
+    @abi_function("energyWh")
+    def _energy_wh(self, ctx: CallContext) -> int:
+        return ENERGY_WH.get(ctx)
+
+    @abi_function("energyToken")
+    def _energy_token(self, ctx: CallContext) -> str:
+        return ENERGY_TOKEN.get(ctx)
+
+    @abi_function("energySettled")
+    def _energy_settled(self, ctx: CallContext) -> bool:
+        return ENERGY_SETTLED.get(ctx)
 
     @abi_function("fundsByBidder")
     def _funds_by_bidder(self, ctx: CallContext, bidder: str) -> int:

@@ -329,6 +329,69 @@ def test_no_cancel_after_the_end(box):
     assert (late.ok, late.reason) == (False, "auction: ended")
 
 
+# -- an energy lot (beyond the paper) ---------------------------------------------------------------
+CREATE_WITH_ENERGY = "createAuctionWithEnergy(uint256,uint256,uint256,uint256)"
+
+
+def energy_of(box: Sandbox, who_: Address) -> int:
+    return box.call(STRANGER, "EnergyToken", "balanceOf(address)", (who_.to_checksum(),), ("uint256",))[0]
+
+
+def open_energy_auction(box: Sandbox, wh: int, lasts: int = 5) -> Auction:
+    """The owner meters `wh` of generation, mints it, lets the factory escrow it, and opens."""
+    owner = ACCOUNTS[OWNER].address.to_checksum()
+    slot = box.call(0, "Meters", "currentSlot()", returns=("uint64",))[0]
+    assert box.transact(19 + OWNER, "Meters", "postReading(address,uint64,uint256,uint256,uint256)",
+                        (owner, slot, wh, 0, 0)).ok
+    assert box.transact(19 + OWNER, "EnergyToken", "mintWatts(address,uint256)", (owner, wh)).ok
+    assert box.transact(OWNER, "EnergyToken", "approve(address,uint256)", (AUCTION_FACTORY.to_checksum(), wh)).ok
+    start = box.number + 1
+    result = box.transact(OWNER, "AuctionFactory", CREATE_WITH_ENERGY, (75, start, start + lasts, wh))
+    assert result.ok, result.reason
+    return Auction(box, result.decode("address")[0])
+
+
+def test_an_energy_lot_is_escrowed_and_goes_to_the_winner(box):
+    auction = open_energy_auction(box, 500)
+    assert energy_of(box, auction.address) == 500 and energy_of(box, ACCOUNTS[OWNER].address) == 0
+    assert auction.get("energyWh") == 500 and auction.get("energySettled", "bool") is False
+    early = box.transact(CAROL, auction.address, "settleEnergy()")
+    assert (early.ok, early.reason) == (False, "auction: not ended")
+    assert auction.bid(ALICE, 1_000).ok and auction.bid(BOB, 2_000).ok
+    auction.run_past_end()
+    settled = box.transact(CAROL, auction.address, "settleEnergy()")    # anyone may settle
+    assert settled.ok
+    assert decoded(ABIS["auction"], "LogEnergySettled", settled.logs, auction.address) == [(who(BOB), 500)]
+    assert energy_of(box, ACCOUNTS[BOB].address) == 500 and energy_of(box, auction.address) == 0
+    again = box.transact(BOB, auction.address, "settleEnergy()")
+    assert (again.ok, again.reason) == (False, "auction: energy already settled")
+
+
+@pytest.mark.parametrize("bids", [False, True])
+def test_an_unsold_or_cancelled_lot_returns_to_the_owner(box, bids):
+    auction = open_energy_auction(box, 300)
+    if bids:
+        assert auction.bid(ALICE, 1_000).ok
+        assert auction.cancel(OWNER).ok
+    else:
+        auction.run_past_end()
+    assert box.transact(STRANGER, auction.address, "settleEnergy()").ok
+    assert energy_of(box, ACCOUNTS[OWNER].address) == 300 and energy_of(box, ACCOUNTS[ALICE].address) == 0
+
+
+def test_the_energy_lot_needs_the_allowance_and_only_the_factory_attaches_it(box):
+    start = box.number + 1
+    unapproved = box.transact(OWNER, "AuctionFactory", CREATE_WITH_ENERGY, (75, start, start + 5, 10))
+    assert (unapproved.ok, unapproved.reason) == (False, "energy: insufficient allowance")
+    zero = box.transact(OWNER, "AuctionFactory", CREATE_WITH_ENERGY, (75, start, start + 5, 0))
+    assert (zero.ok, zero.reason) == (False, "factory: zero energy")
+    plain = open_auction(box)
+    forged = box.transact(OWNER, plain.address, "attachEnergy(address,uint256)", (who(OWNER), 10))
+    assert (forged.ok, forged.reason) == (False, "auction: caller is not the factory")
+    nothing = box.transact(OWNER, plain.address, "settleEnergy()")
+    assert (nothing.ok, nothing.reason) == (False, "auction: no energy on sale")
+
+
 # -- paper 004, Table 1 ---------------------------------------------------------------------------
 def test_table_1_replayed(box, capsys):
     """Account1 opens the auction (bidIncrement 75, startBlock 1, endBlock 100000); Account2
