@@ -526,7 +526,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     market = commands.add_parser("market", help="trade on the market contracts",
                                  description="Call the market contracts (tokens, elecoin exchange, meters, offers) "
                                              "over JSON-RPC. Amounts are in each token's units: fiat with its "
-                                             "decimals, energy in Wh, elecoins in ELC.")
+                                             "decimals, energy in Wh, elecoins in ELC. `operator` runs paper "
+                                             "004's scheduled auctions (RS1).")
     actions = market.add_subparsers(dest="action", metavar="ACTION", required=True)
     parsers = {}
     for name, (summary, run) in COMMANDS.items():
@@ -567,3 +568,36 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         parsers[name].add_argument("allocation", type=int, metavar="ALLOCATION", help="allocation id")
     parsers["settle"].add_argument("--refund", action="store_true",
                                    help="after the offer's expiry: return the fiat to the buyer and the energy to the seller")
+    _add_operator(actions)
+
+
+def _add_operator(actions: argparse._SubParsersAction) -> None:
+    """`gridnode market operator`: paper 004's running scheme 1, a long-running process."""
+    from cli.agent import add_auction_args, positive_int, add_wallet_args
+
+    operator = actions.add_parser(
+        "operator", help="VPP operator (paper 004's RS1): open an English auction every N blocks, collect the bids",
+        description="Running scheme 1 (paper 004, the centralised approach): as the VPP operator (--key), open an "
+                    "English auction through the AuctionFactory every --every blocks, each accepting bids for "
+                    "--duration blocks, and withdraw each one's binding bid once it has ended. Blocks are the "
+                    "unit: --every 10 opens an auction every 10 blocks. The k-th auction starts at block "
+                    "s0 + k*every (s0 = the head when the operator starts + --start-delay) and ends at "
+                    "start + duration - 1. One line per auction opened and per withdrawal (--json: one JSON "
+                    "object per event). Runs until --count auctions are opened and collected, or until Ctrl-C / "
+                    "SIGTERM: the call under way finishes, then a summary is printed.")
+    add_wallet_args(operator, poll=0.25)
+    operator.add_argument("--every", type=positive_int, required=True, metavar="BLOCKS",
+                          help="blocks between the start blocks of consecutive auctions")
+    add_auction_args(operator)
+    operator.add_argument("--count", type=positive_int, metavar="N",
+                          help="open N auctions, collect them, then exit (default: run until stopped)")
+    operator.set_defaults(func=run_operator)
+
+
+def run_operator(args: argparse.Namespace) -> int:
+    from cli.agent import run_block_agent
+    from market.agents.auction_schemes import ScheduledAuctions
+
+    return run_block_agent(args, lambda client, report: ScheduledAuctions(
+        client, report, args.every, args.duration, args.increment, args.start_delay, args.count,
+        energy_wh=args.energy_wh))
