@@ -100,6 +100,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                        help="consensus engine of a new devnet (default poa; ignored once a data dir is initialised)")
     start.add_argument("--hashrate", type=int, default=DEFAULT_HASHRATE, metavar="H",
                        help=f"PoW: hashes per second this node may spend mining (default {DEFAULT_HASHRATE})")
+    start.add_argument("--no-bid-ordering", dest="bid_ordering", action="store_false",
+                       help="fill blocks in plain pool order instead of putting each auction's bids in by "
+                            "ascending total (a producing policy, not a consensus rule; default on)")
     for flags, field, kind, text in TXPOOL_FLAGS:
         default = getattr(MempoolLimits, field)
         start.add_argument(*flags, dest=f"txpool_{field}", type=_positive(kind), default=default,
@@ -230,7 +233,7 @@ def run_start(args: argparse.Namespace) -> int:
                                                      for _, field, _, _ in TXPOOL_FLAGS}),
                             accounts=tuple(keystore_addresses(datadir.keystore)),
                             listen=() if args.no_p2p else (args.listen,), bootnodes=tuple(args.bootnode),
-                            seal=SealOptions(hashrate=args.hashrate))
+                            seal=SealOptions(hashrate=args.hashrate), bid_ordering=args.bid_ordering)
         node = Node(config, store, chain)
         devnet = chain.genesis.name == DEVNET_NAME
 

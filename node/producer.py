@@ -9,10 +9,12 @@ import time
 from typing import Callable
 
 from consensus.engine import SealOptions, Signer
+from node.bid_order import BidOrder
 from node.chain import Chain, ExecutedBlock
 from node.mempool import Mempool
 from vm.blocks import Block
-from vm.pipeline import BLOCK_FULL
+from vm.pipeline import BLOCK_FULL, BlockBuilder
+from vm.transactions import Transaction
 from vm.transition import GAS_LIMIT_REACHED, TransactionRejected
 from vm.types import Address
 
@@ -22,36 +24,56 @@ SPACE_REASONS = (GAS_LIMIT_REACHED, BLOCK_FULL)
 log = logging.getLogger("gridnode.producer")
 
 
-def build_block(chain: Chain, mempool: Mempool, producer: Address, timestamp: int) -> ExecutedBlock:
+def build_block(chain: Chain, mempool: Mempool, producer: Address, timestamp: int,
+                bid_ordering: bool = True) -> ExecutedBlock:
     """Offer the pool's best executable transactions to a child of the head, in the block
     pipeline, up to the gas and byte limits; the block comes back unsealed.
 
     A transaction that does not fit (gas or bytes) stays in the pool for a later block,
     with its sender's later ones; a smaller one from another sender may still fit. One
     that fails validation here (its sender spent the funds in an earlier transaction of
-    this block, say) is dropped from the pool with a logged reason."""
+    this block, say) is dropped from the pool with a logged reason.
+
+    With `bid_ordering` (the default; `gridnode start --no-bid-ordering` turns it off),
+    auction bids, and what their senders send after them, go in after the other
+    transactions, each auction's by ascending total (node/bid_order.py): a producing
+    policy, not a consensus rule."""
     parent = chain.head
     builder, fields = chain.start_block(parent, timestamp, producer)
     skipped: set[Address] = set()
+    held = BidOrder(builder.contracts) if bid_ordering else None
     for tx in mempool.executable(builder.state, builder.env.base_fee):
         if tx.sender in skipped:
             continue
         if builder.gas_left < 21_000:
             break
-        try:
-            builder.add(tx)
-        except TransactionRejected as exc:
-            skipped.add(tx.sender)
-            if str(exc) not in SPACE_REASONS:
-                log.info("dropping transaction", extra={"tx": "0x" + tx.hash.hex(), "reason": str(exc)})
-                mempool.drop(tx)
+        if held is not None and held.hold(builder.state, tx):
+            continue
+        _offer(builder, mempool, tx, skipped)
+    if held is not None:
+        for tx in held.release(builder.state, skipped):
+            if builder.gas_left < 21_000:
+                break
+            _offer(builder, mempool, tx, skipped)
     return chain.finish_block(parent, builder, fields)
 
 
+def _offer(builder: BlockBuilder, mempool: Mempool, tx: Transaction, skipped: set[Address]) -> None:
+    """Add `tx` to the block, or note its sender as done for this block (and drop `tx` from
+    the pool unless it only lacked room)."""
+    try:
+        builder.add(tx)
+    except TransactionRejected as exc:
+        skipped.add(tx.sender)
+        if str(exc) not in SPACE_REASONS:
+            log.info("dropping transaction", extra={"tx": "0x" + tx.hash.hex(), "reason": str(exc)})
+            mempool.drop(tx)
+
+
 def produce_block(chain: Chain, mempool: Mempool, signer: Signer, timestamp: int,
-                  options: SealOptions = SealOptions()) -> ExecutedBlock:
+                  options: SealOptions = SealOptions(), bid_ordering: bool = True) -> ExecutedBlock:
     """Build, seal and commit a block in one go (tests and tools; the node's loop seals off-thread)."""
-    executed = build_block(chain, mempool, signer.address, timestamp)
+    executed = build_block(chain, mempool, signer.address, timestamp, bid_ordering)
     executed = executed.sealed(chain.engine.seal(executed.block.header, signer, options=options))
     commit(chain, executed)
     return executed
@@ -71,8 +93,10 @@ class BlockProducer:
     runs in a worker thread, since a PoW seal grinds; a new head stops it."""
 
     def __init__(self, chain: Chain, mempool: Mempool, signer: Signer,
-                 announce: Callable[[Block], None] | None = None, options: SealOptions = SealOptions()) -> None:
+                 announce: Callable[[Block], None] | None = None, options: SealOptions = SealOptions(),
+                 bid_ordering: bool = True) -> None:
         self.chain = chain
+        self.bid_ordering = bid_ordering
         self.mempool = mempool
         self.signer = signer
         self.announce = announce
@@ -106,7 +130,8 @@ class BlockProducer:
             await self._wait_for_head_change(when - time.time())
             if self.chain.head.hash != parent.hash:
                 continue
-            executed = build_block(self.chain, self.mempool, self.signer.address, max(when, int(time.time())))
+            executed = build_block(self.chain, self.mempool, self.signer.address, max(when, int(time.time())),
+                                   self.bid_ordering)
             header = await loop.run_in_executor(None, self.chain.engine.seal, executed.block.header, self.signer,
                                                 self._stop_sealing, self.options)
             if header is None or self._stop_sealing.is_set():

@@ -53,6 +53,8 @@ class NodeConfig:
     """libp2p listen multiaddrs; empty runs the node without networking."""
     bootnodes: tuple[str, ...] = ()
     seal: SealOptions = SealOptions()
+    bid_ordering: bool = True
+    """Whether the producer orders each auction's bids in a block by ascending total (node/bid_order.py)."""
 
 
 def open_chain(datadir: DataDir, genesis: Genesis | None = None) -> tuple[Store, Chain]:
@@ -80,7 +82,8 @@ class Node:
         self.intake.journal = TxJournal(config.datadir.txpool_journal)
         self.network: P2PService | None = None
         signer = config.signer
-        self.producer = (BlockProducer(chain, self.mempool, signer, announce=self._announce_block, options=config.seal)
+        self.producer = (BlockProducer(chain, self.mempool, signer, announce=self._announce_block, options=config.seal,
+                                       bid_ordering=config.bid_ordering)
                          if signer else None)
         self.rpc_url = f"http://{config.rpc_host}:{config.rpc_port}"
 
