@@ -49,7 +49,10 @@ class Route(IntEnum):
 
 @dataclass(frozen=True)
 class GameParams:
-    """The constants of eqs. 1–2, with paper 001 §4's values."""
+    """The constants of eqs. 1–2, with paper 001 §4's values: "ω = 100, λ = 4,
+    T_min = 15 °C, T_max = 27 °C, and a = 1/36 in Equation (1) and Equation (2).
+    participants select strategies in a half-hour interval". `cooling_step_kw` is
+    ours (the paper lists no strategy grid)."""
 
     omega: float = 100.0
     """ω: the reciprocal of the meter's resolution (kWh)."""

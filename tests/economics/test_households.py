@@ -100,12 +100,33 @@ def test_a_household_with_a_surplus_sells_it_to_a_neighbour_rather_than_the_main
     np.testing.assert_allclose(settled.main, 0.0)
 
 
-def test_the_game_cuts_household_1s_peak_and_the_grid_peak(days):
+MIDDAY = slice(6, 16)
+"""Slots 10:00-14:30: when the paper says the households traded heavily with the main grid before the game."""
+
+
+def test_the_inputs_meet_what_paper_001_states_about_the_day(community, days):
     before, after = days
-    assert peak_cut(before.consumption_kw[0], after.consumption_kw[0]) > 0.05
+    pv = community.pv_kw.sum()
+    # "the total PV generation is slightly less than the total consumption", even after the game.
+    assert pv < after.consumption_kw.sum() < before.consumption_kw.sum() < 1.15 * pv
+    # "Before the game from 10:00 to 15:00 the households traded a lot of electricity with the main grid":
+    # the peak of that trade falls there, and those 10 of the 24 slots carry more than their share of it.
+    assert MIDDAY.start <= int(np.argmax(before.main_traffic_kw)) < MIDDAY.stop
+    assert before.main_traffic_kw[MIDDAY].sum() > 10 / 24 * before.main_traffic_kw.sum()
+    # Household 1 peaks at 7 kW (Fig. 6) in the late morning (Table 2).
+    assert before.consumption_kw[0].max() == pytest.approx(7.0, abs=0.25)
+    assert 10.0 <= 7.0 + 0.5 * int(np.argmax(before.consumption_kw[0])) < 12.5
+    # No home's thermal model is tuned for the result: they are all the same ordinary dwelling.
+    assert len(set(community.houses)) == 1
+
+
+def test_the_game_cuts_household_1s_peak_and_the_main_grid_peak(days):
+    before, after = days
+    assert peak_cut(before.consumption_kw[0], after.consumption_kw[0]) > 0.0
+    assert peak_cut(before.main_traffic_kw, after.main_traffic_kw) > 0.0
     assert peak_cut(before.grid_import_kw, after.grid_import_kw) > 0.0
-    midday = slice(6, 16)  # 10:00-15:00, when the paper says the main-grid trading was heaviest
-    assert after.main_traffic_kw[midday].sum() < 0.2 * before.main_traffic_kw[midday].sum()
+    # "the trading between households and the main grid is greatly reduced"
+    assert after.main_traffic_kw[MIDDAY].sum() < 0.2 * before.main_traffic_kw[MIDDAY].sum()
 
 
 def test_gridnode_sim_households_reports_both_peak_cuts():
@@ -114,5 +135,46 @@ def test_gridnode_sim_households_reports_both_peak_cuts():
     result = json.loads(out.stdout)
     assert 0.0 < result["household1_peak_cut"] < 1.0
     assert 0.0 < result["grid_peak_cut"] < 1.0
+    assert 0.0 < result["import_peak_cut"] < 1.0
+    assert 10.0 <= result["grid_peak_at"]["before"] < 15.0
+    assert result["pv_kwh"] < result["consumption_kwh"]["after"] < result["consumption_kwh"]["before"]
     assert result["household1_peak_kw"]["after"] < result["household1_peak_kw"]["before"]
     assert result["equilibrium_slots"] == result["slots"] == 24
+
+
+def test_the_live_plan_puts_each_route_in_its_own_auction_book(community, days):
+    from market.economics.households import habits
+    from market.experiments.households_live import FEED_IN_PRICE, GRID_PRICE, OPERATOR, plan_slot
+
+    _, after = days
+    # 8:30 at equilibrium: community sellers and buyers, and a household buying from the main grid.
+    plan = plan_slot(community, 3, after.strategies[3])
+    books = dict(plan.books)
+    assert set(books) == {"community", "grid-buy"}
+    community_bids = [o for o in books["community"] if o.is_bid]
+    (grid_ask,) = [o for o in books["community"] if o.owner == OPERATOR]
+    assert grid_ask.wh == sum(o.wh for o in community_bids) and grid_ask.price == GRID_PRICE
+    assert all(o.price < GRID_PRICE for o in books["community"] if not o.is_bid and o.owner != OPERATOR)
+    for i, route in enumerate(plan.routes):  # every order carries the household's whole net, in Wh
+        placed = [o for _, orders in plan.books for o in orders if o.owner == i]
+        if route == Route.IDLE:
+            assert placed == []
+        else:
+            (order,) = placed
+            assert order.wh == abs(plan.net_wh[i]) and order.is_bid == (plan.net_wh[i] < 0)
+    # Habits at 12:30: households both sell to and buy from the main grid, in two books that
+    # cannot cross (one call market would match a grid buyer with a grid seller).
+    habit = plan_slot(community, 11, habits(community.slot(11)))
+    books = dict(habit.books)
+    assert set(books) == {"grid-buy", "grid-sell"}
+    (operator_bid,) = [o for o in books["grid-sell"] if o.owner == OPERATOR]
+    assert operator_bid.is_bid and operator_bid.price == FEED_IN_PRICE
+    assert operator_bid.wh == sum(o.wh for o in books["grid-sell"] if not o.is_bid)
+    expected = habit.expected()
+    assert expected["community_wh"] == 0 and sum(expected["main_wh"]) == sum(habit.net_wh)
+
+
+def test_gridnode_sim_households_rejects_slots_outside_the_day():
+    out = subprocess.run([sys.executable, "-m", "cli.main", "sim", "households", "--live", "--slots", "20:30"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "slots must lie in 0:24" in out.stderr
