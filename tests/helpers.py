@@ -1,18 +1,23 @@
 """Test helpers: real `gridnode start` processes, and signing as a wallet does."""
 from __future__ import annotations
 
+import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 from eth_account import Account
 from web3 import Web3
 
 from node.rpc.server import DEFAULT_APIS
+from vm.types import Address
 
 DEV_KEYS = [
     "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
@@ -70,6 +75,30 @@ class NodeProcess:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+
+@contextmanager
+def node_from_genesis(directory: Path, document: Callable[[Address], dict]) -> Iterator[NodeProcess]:
+    """A node on a chain of its own: a fresh signer key, `gridnode init` with the genesis
+    `document(signer_address)` makes, `gridnode start`; stopped (exit 0) on the way out."""
+    from consensus.engine import Signer
+    from node.datadir import write_secret
+
+    datadir = Path(directory) / "node"
+    datadir.mkdir(parents=True)
+    key = secrets.token_bytes(32)
+    write_secret(datadir / "signer.key", key.hex() + "\n")
+    genesis = Path(directory) / "genesis.json"
+    genesis.write_text(json.dumps(document(Signer(key).address)))
+    init = subprocess.run([sys.executable, "-m", "cli.main", "init", "--genesis", str(genesis), "--datadir",
+                           str(datadir)], capture_output=True, text=True)
+    assert init.returncode == 0, f"gridnode init failed:\n{init.stdout}{init.stderr}"
+    node = NodeProcess(datadir).start()
+    try:
+        yield node
+    finally:
+        if node.alive():
+            assert node.stop() == 0
 
 
 def wallet(index: int):

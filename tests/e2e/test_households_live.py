@@ -4,18 +4,12 @@ chain's own state (meter totals, token balances, the auction's escrow), not agai
 executor's bookkeeping alone."""
 from __future__ import annotations
 
-import json
-import secrets
-import subprocess
-import sys
 import time
 
 import pytest
-from consensus.engine import Signer
-from helpers import NodeProcess
+from helpers import node_from_genesis
 from market.economics.households import Route, equilibrium_day, paper_community
 from market.experiments.households_live import (OPERATOR, LiveCommunity, check, devnet_document, plan_slot)
-from node.datadir import write_secret
 
 SLOTS = (3, 8, 19)
 """8:30 (community trade, the operator tops up a buyer, a main-grid buyer in its own book),
@@ -26,20 +20,9 @@ SLOTS = (3, 8, 19)
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
     """A devnet with 3-block DoubleAuction intervals and 1-second meter slots, via `gridnode init`."""
-    tmp = tmp_path_factory.mktemp("households")
-    datadir = tmp / "node"
-    datadir.mkdir()
-    key = secrets.token_bytes(32)
-    write_secret(datadir / "signer.key", key.hex() + "\n")
-    genesis = tmp / "genesis.json"
-    genesis.write_text(json.dumps(devnet_document(Signer(key).address, interval_blocks=3)))
-    init = subprocess.run([sys.executable, "-m", "cli.main", "init", "--genesis", str(genesis), "--datadir",
-                           str(datadir)], capture_output=True, text=True)
-    assert init.returncode == 0, f"gridnode init failed:\n{init.stdout}{init.stderr}"
-    process = NodeProcess(datadir).start()
-    yield process
-    if process.alive():
-        assert process.stop() == 0
+    with node_from_genesis(tmp_path_factory.mktemp("households"),
+                           lambda signer: devnet_document(signer, interval_blocks=3)) as process:
+        yield process
 
 
 @pytest.mark.slow

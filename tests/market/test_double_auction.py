@@ -354,32 +354,17 @@ NODE_INTERVAL = 8
 @pytest.fixture(scope="module")
 def da_node(tmp_path_factory):
     """A devnet node whose genesis also places the DoubleAuction (8-block intervals)."""
-    import json
-    import secrets
-    import subprocess
-    import sys
-
-    from consensus.engine import Signer
     from genesis.devnet import devnet_genesis_document
-    from helpers import NodeProcess
-    from node.datadir import write_secret
+    from helpers import node_from_genesis
 
-    tmp = tmp_path_factory.mktemp("double")
-    datadir = tmp / "node"
-    datadir.mkdir()
-    key = secrets.token_bytes(32)
-    write_secret(datadir / "signer.key", key.hex() + "\n")
-    document = devnet_genesis_document(Signer(key).address)
-    document["contracts"]["DoubleAuction"] = {"address": DA.to_checksum(), "params": {"intervalBlocks": NODE_INTERVAL}}
-    genesis_file = tmp / "genesis.json"
-    genesis_file.write_text(json.dumps(document))
-    init = subprocess.run([sys.executable, "-m", "cli.main", "init", "--genesis", str(genesis_file), "--datadir",
-                           str(datadir)], capture_output=True, text=True)
-    assert init.returncode == 0, f"gridnode init failed:\n{init.stdout}{init.stderr}"
-    node = NodeProcess(datadir).start()
-    yield node
-    if node.alive():
-        assert node.stop() == 0
+    def document(signer) -> dict:
+        document = devnet_genesis_document(signer)
+        document["contracts"]["DoubleAuction"] = {"address": DA.to_checksum(),
+                                                  "params": {"intervalBlocks": NODE_INTERVAL}}
+        return document
+
+    with node_from_genesis(tmp_path_factory.mktemp("double"), document) as node:
+        yield node
 
 
 def test_orders_and_clearing_over_json_rpc(da_node):
