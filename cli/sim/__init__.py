@@ -19,6 +19,7 @@ EXPERIMENTS = {
     "coalition": "PoEG coalition formation and loss saving (paper 003 ch. 3, Fig. 3.9)",
     "v2v": "Federated EV V2V trading with PoSOC (paper 003 ch. 4)",
     "pow-mining": "PoW Poisson mining model, Fig. 4(e), and a live PoW localnet (paper 000)",
+    "vpp": "VPP cases I-IV, running schemes per case, Fig. 5; --live on a localnet (paper 004)",
 }
 
 
