@@ -1,6 +1,7 @@
 """The float form of the line-loss model of `rules.line_loss` (kWh, km): what the proposer's
-LP and merge-and-split work in. The model, its parameters and the integer form a validator
-recomputes are in `market.economics.rules.line_loss`."""
+LP and merge-and-split work in. The model, its parameters (by default eq. 3.11's per-km loss
+C·dist with no distance-independent floor) and the integer form a validator recomputes are in
+`market.economics.rules.line_loss`."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -9,7 +9,7 @@ from market.economics.coalition import CoalitionGame, form_coalitions
 from market.economics.community import random_community
 from market.economics.line_loss import FloatLosses, fraction
 from market.economics.rules.community import Community
-from market.economics.rules.line_loss import IntLosses, LossModel
+from market.economics.rules.line_loss import FLOOR_PPM, PPM, IntLosses, LossModel
 from market.economics.rules.poeg import (InvalidPlan, Plan, check_plan, coalition_score, member_savings, member_scores,
                                          mining_reward, select_miner, singleton_score, slash, to_wh)
 from market.economics.settlement import propose, recompute
@@ -21,26 +21,57 @@ def _pair_community():
                      x_m=(3_000, 3_000, -500), y_m=(0, 1_000, 0))
 
 
-def test_loss_rate_spans_the_reported_range():
-    model = LossModel()
-    assert model.ppm(0) == 18_000 and model.ppm(14_142) == 56_000 and model.ppm(28_000) == 56_000
-    assert fraction(model, 1.0) == pytest.approx(0.0207)
+def test_default_loss_is_eq_3_11_per_km_only_and_the_floor_is_an_option():
+    """Eq. 3.11 prices a transfer at C·dist_ij: no loss next door, proportional to the line, capped at
+    the top of the thesis's 1.8–5.6 % range. The floored reading spans that whole range."""
+    faithful = LossModel()
+    assert not faithful.floored and faithful.ppm(0) == 0
+    assert faithful.ppm(2_000) == 2 * faithful.ppm(1_000) == 2 * faithful.per_km_ppm
+    assert faithful.ppm(14_142) < faithful.cap_ppm == faithful.ppm(28_000) == 56_000  # every EDC leg below the cap
+    assert fraction(faithful, 1.0) == pytest.approx(faithful.per_km_ppm / PPM)
+    floored = LossModel(base_ppm=FLOOR_PPM)
+    assert floored.floored
+    assert floored.ppm(0) == 18_000 and floored.ppm(14_142) == 56_000 and floored.ppm(28_000) == 56_000
+    assert fraction(floored, 1.0) == pytest.approx(0.0207)
+
+
+@pytest.mark.parametrize("fields", [{"base_ppm": -1}, {"per_km_ppm": 2.7}, {"cap_ppm": PPM + 1},
+                                    {"base_ppm": 60_000}])
+def test_loss_model_rejects_what_is_not_an_integer_rate(fields):
+    with pytest.raises(ValueError, match="LossModel"):
+        LossModel(**fields)
 
 
 def test_scores_of_a_two_member_coalition_by_hand():
+    """Eq. 3.11's reading (the default): every rate is 0.27 %/km times the metres."""
     community = _pair_community()
     ints, floats = IntLosses(community), FloatLosses(community)
+    # loss rates: P0–EDC 3000 m → 0.81 %, P1–EDC 3162 m → 0.8537 %, P0–P1 1000 m → 0.27 %
+    assert singleton_score(ints, 0) == 4_000 - 4_000 * 8_100 // 10**6 == 3_968
+    assert singleton_score(ints, 1) == 0 and singleton_score(ints, 2) == 0
+    plan = Plan((0, 1), ((0, 1, 4_000),))
+    # seller: alone 32 Wh, in coalition half of 10 Wh; buyer: alone 51 Wh, in coalition 2 kWh from the EDC (17 Wh) + 5
+    assert member_savings(plan, ints) == {0: 32 - 5, 1: 51 - (17 + 5)}
+    assert member_scores(plan, ints) == {0: 3_968 + 27, 1: 29}
+    assert coalition_score(plan, ints) == 3_968 + 27 + 29
+    float_plan = Plan((0, 1), ((0, 1, 4.0),))
+    assert member_savings(float_plan, floats)[0] == pytest.approx(4 * 0.0081 - 2 * 0.0027)
+    buyer_rate = 0.0027 * math.sqrt(10.0)  # the float form keeps the fractional metre
+    assert member_savings(float_plan, floats)[1] == pytest.approx(4 * buyer_rate - 2 * 0.0027)
+
+
+def test_scores_of_a_two_member_coalition_by_hand_with_the_floor():
+    community = _pair_community()
+    floored = LossModel(base_ppm=FLOOR_PPM)
+    ints, floats = IntLosses(community, floored), FloatLosses(community, floored)
     # loss rates: P0–EDC 3000 m → 2.61 %, P1–EDC 3162 m → 2.6537 %, P0–P1 1000 m → 2.07 %
     assert singleton_score(ints, 0) == 4_000 - 4_000 * 26_100 // 10**6 == 3_896
-    assert singleton_score(ints, 1) == 0 and singleton_score(ints, 2) == 0
     plan = Plan((0, 1), ((0, 1, 4_000),))
     # seller: alone 104 Wh, in coalition half of 82 Wh; buyer: alone 159 Wh, in coalition 2 kWh from the EDC (53 Wh) + 41
     assert member_savings(plan, ints) == {0: 104 - 41, 1: 159 - (53 + 41)}
-    assert member_scores(plan, ints) == {0: 3_896 + 63, 1: 65}
     assert coalition_score(plan, ints) == 3_896 + 63 + 65
     float_plan = Plan((0, 1), ((0, 1, 4.0),))
-    assert member_savings(float_plan, floats)[0] == pytest.approx(4 * 0.0261 - 2 * 0.0207)
-    buyer_rate = 0.018 + 0.0027 * math.sqrt(10.0)  # the float form keeps the fractional metre
+    buyer_rate = 0.018 + 0.0027 * math.sqrt(10.0)
     assert member_savings(float_plan, floats)[1] == pytest.approx(4 * buyer_rate - 2 * 0.0207)
 
 
