@@ -10,9 +10,13 @@ time of exact and sampled Shapley values of the coalition game by coalition size
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 import time
 
 import numpy as np
+
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]  # the repository's `market`, not bench/market.py
 
 from market.economics.coalition import CoalitionGame, Solver, form_coalitions
 from market.economics.community import random_community

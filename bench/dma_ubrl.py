@@ -10,9 +10,13 @@ grid allows.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]  # the repository's `market`, not bench/market.py
 
 from market.economics.stackelberg import grid_equilibrium, paper_market, uniform_equilibrium
 from market.economics.wolf_phc import FOLLOWER_STEPS, PAPER_EPISODES, dma_ubrl

@@ -16,10 +16,8 @@ from node.mempool import MempoolLimits
 from node.rpc.budget import DEFAULT_BATCH_BUDGET, DEFAULT_CALL_BUDGET
 from node.rpc.server import (DEFAULT_APIS, DEFAULT_VHOSTS, KNOWN_APIS, MAX_BATCH_ITEMS, MAX_BATCH_RESPONSE_BYTES,
                              MAX_RESPONSE_BYTES, RpcConfig)
-from node.p2p.service import NetworkError
 from node.chain import Chain
 from node.keystore import keystore_addresses
-from node.service import Node, NodeConfig, open_chain
 from node.store import DatabaseLocked
 from vm.constants import ELECOIN
 from vm.native.registry import REGISTRY, Role
@@ -132,6 +130,8 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def _open(datadir: DataDir, genesis: Genesis | None):
+    from node.service import open_chain  # the node's network stack loads only for commands that open a chain
+
     try:
         return open_chain(datadir, genesis)
     except (GenesisError, FileNotFoundError) as exc:
@@ -218,6 +218,9 @@ def _rpc_config(args: argparse.Namespace) -> RpcConfig:
 
 
 def run_start(args: argparse.Namespace) -> int:
+    from node.p2p.service import NetworkError
+    from node.service import Node, NodeConfig
+
     rpc = _rpc_config(args)  # a bad flag fails before anything is written to the data dir
     datadir = DataDir(Path(args.datadir))
     if not datadir.is_initialised():
