@@ -21,8 +21,9 @@ import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]  # the repository's `market`, not bench/market.py
 
-from consensus.poeg.certificate import coalition_instance, encode, propose, verify  # noqa: E402
+from consensus.poeg.certificate import encode, propose, verify  # noqa: E402
 from market.economics.community import random_community  # noqa: E402
+from market.economics.rules.coalition_lp import coalition_instance  # noqa: E402
 
 
 def instance(side: int) -> tuple[list[int], list[int], list[list[int]]]:

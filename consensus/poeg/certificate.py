@@ -8,7 +8,8 @@ everyone trading with the EDC alone,
     primal   max Σ g_ij X_ij   s.t.  Σ_j X_ij ≤ s_i,  Σ_i X_ij ≤ b_j,  X ≥ 0
     dual     min Σ u_i s_i + Σ v_j b_j   s.t.  u_i + v_j ≥ g_ij,  u, v ≥ 0
 
-with g_ij = f_id + f_dj − f_ij (`pair_gains`). Weak duality gives Σ g X ≤ Σ u s + Σ v b for
+with g_ij = f_id + f_dj − f_ij (`market.economics.rules.coalition_lp` derives the integer
+instance from the meters' balances and the members' distances). Weak duality gives Σ g X ≤ Σ u s + Σ v b for
 every feasible pair; so a feasible plan and feasible duals with *equal* objectives are both
 optimal. That is the whole check: a validator never re-runs the LP. It reads the plan and
 the posted dual prices and checks, in integers and O(n·m):
@@ -17,7 +18,7 @@ the posted dual prices and checks, in integers and O(n·m):
     u_i + v_j ≥ g_ij for every pair · objective = Σ g X = Σ u s + Σ v b
 
 Units. Energy in Wh (the meters' unit). Loss rates and gains g_ij in ppm of the energy moved
-(`market.economics.rules.line_loss.PPM`), so a gain is the Wh saved per 10⁶ Wh moved; dual
+(parts per million), so a gain is the Wh saved per 10⁶ Wh moved; dual
 prices u_i, v_j are in the same ppm; the objective Σ g X is in ppm·Wh = µWh of loss saved.
 
 The producer's side (`propose`) may use floats: HiGHS's dual simplex gives a vertex, and
@@ -40,8 +41,6 @@ from typing import Literal
 import numpy as np
 import rlp
 
-from market.economics.rules.community import Community
-from market.economics.rules.line_loss import PPM, LossModel
 from vm.codec import MalformedRLP, fields, uint
 from vm.codec import decode as rlp_decode
 
@@ -51,8 +50,8 @@ issue 11, rounded up. Bounds verification at n·m ≤ 512² pair checks."""
 MAX_WH = 10**9
 """Largest surplus, deficit or transfer of one member in one slot (1 GWh), far above any
 prosumer's meter; a transfer is at most min(s_i, b_j) anyway."""
-MAX_GAIN = 2 * PPM
-"""|g_ij| ≤ 2·10⁶ ppm: each of f_id, f_dj, f_ij is a loss rate in [0, PPM]. Dual prices are
+MAX_GAIN = 2_000_000
+"""|g_ij| ≤ 2·10⁶ ppm: each of f_id, f_dj, f_ij is a loss rate in [0, 10⁶] ppm. Dual prices are
 bounded by the same figure (an optimal u_i never needs to exceed max_j g_ij)."""
 MAX_NUMBER_BYTES = 8
 """Every number in an encoded certificate fits 64 bits: the objective is at most
@@ -60,10 +59,6 @@ MAX_GAIN · MAX_MEMBERS · MAX_WH < 2⁶³."""
 MAX_CERTIFICATE_BYTES = 20_000
 """Largest encoding `decode` reads. A worst case (1,024 plan entries of 12 bytes, 1,024 duals of
 4 bytes, list prefixes and the objective) is 16.4 kB; see the test that builds it."""
-FAITHFUL_LOSS = LossModel()  # the default is eq. 3.11's reading: no floor, 0.27 %/km, cap 5.6 %
-"""Eq. 3.11's C·dist_ij with no distance-independent floor (issue 11's default reading):
-0.27 %/km, capped at 5.6 %."""
-
 CHECKS = ("instance", "shape", "plan", "row", "column", "dual-bound", "dual-feasibility",
           "objective", "duality-gap", "encoding")
 """The reasons a certificate can fail, in the order `verify` checks them."""
@@ -96,49 +91,6 @@ class Certificate:
     """v_j ≥ 0 in ppm, one per buyer."""
     objective: int
     """Σ g_ij X_ij in ppm·Wh (µWh of loss saved); equals Σ u_i s_i + Σ v_j b_j."""
-
-
-# -- the integer data ------------------------------------------------------------------------
-def pair_gains(seller_edc_m: Sequence[int], buyer_edc_m: Sequence[int],
-               pair_m: Sequence[Sequence[int]], model: LossModel = FAITHFUL_LOSS) -> list[list[int]]:
-    """g_ij = f_id + f_dj − f_ij in ppm, from distances in metres: seller i's and buyer j's
-    distance to the EDC and the pair's distance, each priced by `model.ppm` (floored integer
-    loss rate; `FAITHFUL_LOSS` by default). Negative where trading through the EDC loses less."""
-    seller_loss = [model.ppm(d) for d in seller_edc_m]
-    buyer_loss = [model.ppm(d) for d in buyer_edc_m]
-    return [[seller_loss[i] + buyer_loss[j] - model.ppm(pair_m[i][j]) for j in range(len(buyer_loss))]
-            for i in range(len(seller_loss))]
-
-
-@dataclass(frozen=True)
-class Instance:
-    """One coalition's LP data in integers, from the meters' balances and the positions."""
-
-    sellers: tuple[int, ...]
-    """Prosumer index of seller i (balance > 0), ascending."""
-    buyers: tuple[int, ...]
-    """Prosumer index of buyer j (balance < 0), ascending."""
-    surplus: tuple[int, ...]
-    """s_i Wh."""
-    deficit: tuple[int, ...]
-    """b_j Wh."""
-    gains: tuple[tuple[int, ...], ...]
-    """g_ij ppm."""
-
-
-def coalition_instance(community: Community, members: Sequence[int] | None = None,
-                       model: LossModel = FAITHFUL_LOSS) -> Instance:
-    """The LP of coalition `members` (everyone by default): balances E_i^bal in Wh and integer
-    distances (`Community.distance_m`) priced by `model`."""
-    chosen = sorted(range(community.size) if members is None else set(members))
-    balance = community.balance_wh
-    sellers = tuple(i for i in chosen if balance[i] > 0)
-    buyers = tuple(j for j in chosen if balance[j] < 0)
-    gains = pair_gains([community.distance_m(i, None) for i in sellers],
-                       [community.distance_m(j, None) for j in buyers],
-                       [[community.distance_m(i, j) for j in buyers] for i in sellers], model)
-    return Instance(sellers, buyers, tuple(balance[i] for i in sellers), tuple(-balance[j] for j in buyers),
-                    tuple(tuple(row) for row in gains))
 
 
 def _is_int(value: object) -> bool:

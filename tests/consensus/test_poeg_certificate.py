@@ -9,12 +9,13 @@ import pytest
 import rlp
 from consensus.poeg import certificate as producer
 from consensus.poeg.certificate import (
-    FAITHFUL_LOSS, MAX_CERTIFICATE_BYTES, MAX_GAIN, MAX_MEMBERS, MAX_WH, Certificate, CertificateError,
-    coalition_instance, decode, encode, pair_gains, propose, verify)
+    MAX_CERTIFICATE_BYTES, MAX_GAIN, MAX_MEMBERS, MAX_WH, Certificate, CertificateError, decode, encode, propose,
+    verify)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from market.economics.community import random_community
-from market.economics.rules.line_loss import PPM
+from market.economics.rules.coalition_lp import coalition_instance, pair_gains
+from market.economics.rules.line_loss import PPM, LossModel
 from scipy.optimize import linprog
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -109,7 +110,8 @@ def test_a_community_coalition_of_fifty_by_fifty():
 def test_gains_are_edc_legs_minus_the_direct_leg():
     # seller 3 km from the EDC, buyer 4 km, 5 km apart: 0.27 %/km, no floor
     assert pair_gains([3000], [4000], [[5000]]) == [[8100 + 10800 - 13500]]
-    assert FAITHFUL_LOSS.ppm(100_000) == 56_000  # the cap
+    assert LossModel().ppm(100_000) == 56_000  # the cap
+    assert MAX_GAIN == 2 * PPM
     assert pair_gains([0], [0], [[1000]]) == [[-2700]]  # two prosumers at the EDC gain nothing by trading
 
 
