@@ -23,7 +23,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]  # the repository's
 
 from consensus.poeg.certificate import encode, propose, verify  # noqa: E402
 from market.economics.community import random_community  # noqa: E402
-from market.economics.rules.coalition_lp import coalition_instance  # noqa: E402
+from consensus.rules.coalition_lp import coalition_instance  # noqa: E402
 
 
 def instance(side: int) -> tuple[list[int], list[int], list[list[int]]]:

@@ -16,15 +16,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from cli.errors import CommandError
 from consensus.engine import Signer
 from genesis.config import Genesis
-from genesis.devnet import devnet_genesis_document
+from genesis.devnet import devnet_genesis_document, poeg_genesis_document
 from node.datadir import DataDir, write_secret
 from node.p2p.identity import load_or_create_identity
 from node.rpc.server import DEFAULT_APIS
 from node.service import open_chain
+from vm.types import Address
 
 LOCALNET_NAME = "gridnode-localnet"
 
@@ -37,13 +39,17 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--nodes", type=int, default=None,
                         help="number of nodes (default 4, or one per --hashrates entry)")
     parser.add_argument("--dir", required=True, type=Path, help="directory for the nodes' data dirs")
-    parser.add_argument("--engine", default="poa", choices=["poa", "pow"], help="consensus engine (default poa)")
+    parser.add_argument("--engine", default="poa", choices=["poa", "pow", "poeg"], help="consensus engine (default poa)")
     parser.add_argument("--block-time", type=int, default=None,
                         help="target seconds between blocks (default 1 for poa, 2 for pow)")
     parser.add_argument("--hashrates", metavar="H1,H2,…",
                         help="pow: each node's hash-rate cap in hashes/s, one per node (sets their shares β_j)")
     parser.add_argument("--difficulty", type=int, default=None,
                         help="pow: initial difficulty (default: total hash rate × block time)")
+    parser.add_argument("--prosumers", type=int, default=19,
+                        help="poeg: devnet accounts #1..#N are the prosumers (default 19, at most 19)")
+    parser.add_argument("--slot-seconds", type=int, default=10,
+                        help="poeg: the meters' settlement slot in seconds (default 10)")
     parser.set_defaults(func=run_localnet)
 
 
@@ -53,9 +59,11 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def prepare_localnet(root: Path, count: int, block_time: int, consensus: dict | None = None) -> list[DataDir]:
+def prepare_localnet(root: Path, count: int, block_time: int, consensus: dict | None = None,
+                     document_for: Callable[[list[Address]], dict] | None = None) -> list[DataDir]:
     """Keys, genesis and initialised data dirs; reused as they are if already made.
-    Every node is a PoA signer unless `consensus` names another engine's parameters."""
+    Every node is a PoA signer unless `consensus` names another engine's parameters, or
+    `document_for(the nodes' producer addresses)` makes the whole genesis (PoEG's validators)."""
     datadirs = [DataDir(root / f"node{index}") for index in range(count)]
     if all(d.is_initialised() for d in datadirs):
         return datadirs
@@ -66,11 +74,14 @@ def prepare_localnet(root: Path, count: int, block_time: int, consensus: dict | 
         datadir.create()
         key = secrets.token_bytes(32)
         write_secret(datadir.signer_key_file, key.hex() + "\n")
-        signers.append(Signer(key).address.to_checksum())
+        signers.append(Signer(key).address)
         peer_ids.append(load_or_create_identity(datadir.root).peer_id)
-    document = devnet_genesis_document(Signer(b"\x01" * 32).address)
+    if document_for is not None:
+        document = document_for(signers)
+    else:
+        document = devnet_genesis_document(Signer(b"\x01" * 32).address)
+        document["consensus"] = consensus or {"engine": "poa", "signers": [s.to_checksum() for s in signers]}
     document.update(name=LOCALNET_NAME, blockTime=block_time, timestamp=int(time.time()), nodes=peer_ids)
-    document["consensus"] = consensus or {"engine": "poa", "signers": signers}
     genesis = Genesis.from_json(document)
     (root / "genesis.json").write_text(genesis.to_json())
     for datadir in datadirs:
@@ -119,8 +130,14 @@ def run_localnet(args: argparse.Namespace) -> int:
     if args.engine == "pow":
         difficulty = args.difficulty or sum(hashrates) * block_time
         consensus = {"engine": "pow", "difficulty": difficulty, "minDifficulty": max(difficulty // 10, 1)}
+    document_for = None
+    if args.engine == "poeg":
+        if not 1 <= args.prosumers <= 19 or args.slot_seconds < 1:
+            raise CommandError("--prosumers takes 1..19 and --slot-seconds a positive number")
+        document_for = lambda validators: poeg_genesis_document(  # noqa: E731
+            validators, prosumers=args.prosumers, slot_seconds=args.slot_seconds)
     args.dir.mkdir(parents=True, exist_ok=True)
-    datadirs = prepare_localnet(args.dir, args.nodes, block_time, consensus)
+    datadirs = prepare_localnet(args.dir, args.nodes, block_time, consensus, document_for)
     peer_ids = [load_or_create_identity(d.root).peer_id for d in datadirs]
     p2p_ports = [_free_port() for _ in datadirs]
     rpc_ports = [_free_port() for _ in datadirs]

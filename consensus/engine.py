@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from vm.blocks import Header, Receipt
-from vm.crypto import private_key_to_address, sign
+from vm.blocks import Header, InvalidBlock, Receipt
+from vm.environment import BlockEnvironment
+from vm.crypto import InvalidSignature, private_key_to_address, recover_address, sign
 from vm.state import State
 from vm.types import Address, Hash32
 
@@ -21,6 +23,12 @@ class ChainReader(Protocol):
 
     def header_by_number(self, number: int) -> Header | None:
         """The canonical header at `number`."""
+
+    @property
+    def head(self) -> Header: ...
+
+    def state(self) -> State:
+        """A throwaway view of the head's post-state (engines whose producer order lives in state)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,30 @@ class SealOptions:
 
     hashrate: int | None = None
     """Hashes per second a grinding engine may spend (PoW's `--hashrate`); None for no cap."""
+
+
+@dataclass(frozen=True)
+class EngineServices:
+    """What an engine may need from the layers above it, injected by the genesis (the engine
+    never imports the market): the meters' readings and the proposer's coalition search."""
+
+    reading: Callable[[State, Address, int], tuple[int, int] | None] | None = None
+    """(generation Wh, consumption Wh) posted for a prosumer in a meter slot, or None."""
+    slot_seconds: int | None = None
+    """The meters' slot length: the settlement slot of score-based engines."""
+    partition: Callable[..., Sequence[Sequence[int]]] | None = None
+    """The producer's coalition search (floats and a solver allowed; validators never run it)."""
+
+
+def recover_sealer(header: Header, engine: str) -> Address:
+    """Who signed `header`'s 65-byte seal (r ‖ s ‖ y-parity over the seal hash)."""
+    if len(header.seal) != 65:
+        raise InvalidBlock(f"{engine}: seal must be a 65-byte signature")
+    r, s = int.from_bytes(header.seal[:32], "big"), int.from_bytes(header.seal[32:64], "big")
+    try:
+        return recover_address(header.seal_hash, header.seal[64], r, s)
+    except InvalidSignature as exc:
+        raise InvalidBlock(f"{engine}: invalid seal signature") from exc
 
 
 NEVER = threading.Event()
@@ -107,3 +139,13 @@ class Engine(ABC):
                  receipts: tuple[Receipt, ...]) -> None:
         """End-of-block rewards, penalties and engine bookkeeping, applied to `state` before
         the state root; `transactions` are the block's, in order, beside their receipts."""
+
+    def system_transactions(self, chain: ChainReader, parent: Header, state: State, env: BlockEnvironment,
+                            signer: Signer) -> list[bytes]:
+        """Signed transactions the engine itself needs in the block `env` describes, made by this
+        node on `parent` (a PoEG settlement); when any are returned the block carries only them."""
+        return []
+
+    def status(self, chain: ChainReader, state: State) -> dict | None:
+        """The engine's own view for the RPC (slot, producer order, scores, stakes), if it has one."""
+        return None

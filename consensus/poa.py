@@ -17,9 +17,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from consensus.engine import NEVER, ChainReader, Engine, HeaderFields, SealOptions, Signer
+from consensus.engine import NEVER, ChainReader, Engine, HeaderFields, SealOptions, Signer, recover_sealer
 from vm.blocks import Header, InvalidBlock, Receipt
-from vm.crypto import InvalidSignature, recover_address
 from vm.native.signers import MAX_SIGNERS, SIGNERS
 from vm.state import State
 from vm.types import Address
@@ -123,17 +122,8 @@ class ProofOfAuthority(Engine):
              options: SealOptions = SealOptions()) -> Header | None:
         return header.with_seal(signer.sign(header.seal_hash))
 
-    def author(self, header: Header) -> Address:
-        if len(header.seal) != 65:
-            raise InvalidBlock("poa: seal must be a 65-byte signature")
-        r, s = int.from_bytes(header.seal[:32], "big"), int.from_bytes(header.seal[32:64], "big")
-        try:
-            return recover_address(header.seal_hash, header.seal[64], r, s)
-        except InvalidSignature as exc:
-            raise InvalidBlock("poa: invalid seal signature") from exc
-
     def verify_header(self, chain: ChainReader, header: Header, parent: Header) -> None:
-        signer = self.author(header)
+        signer = recover_sealer(header, self.name)
         if signer != header.producer:
             raise InvalidBlock(f"poa: sealed by {signer.to_checksum()} but names {header.producer.to_checksum()}")
         signers = self.signers(chain, parent)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from functools import cached_property
 
-from consensus.engine import Engine
+from consensus.engine import Engine, EngineServices
 from consensus.factory import create_engine
 from genesis.contracts import ContractSpecError, build_contract_table
 from vm.blocks import Block, Header, combine_blooms
@@ -112,9 +112,23 @@ class Genesis:
 
     def create_engine(self) -> Engine:
         try:
-            return create_engine(self.engine, self.engine_params, self.block_time)
+            return create_engine(self.engine, self.engine_params, self.block_time, self.engine_services())
         except ValueError as exc:
             raise GenesisError(f"consensus: {exc}") from None
+
+    def engine_services(self) -> EngineServices:
+        """What score-based engines read from the market: the Meters contract's readings and
+        slot length, and the producer's merge-and-split search."""
+        meters = self.contracts.by_name("Meters")
+        if meters is None or meters.address is None:
+            return EngineServices(partition=_merge_and_split)
+        from market.contracts.meters import Meters
+
+        def reading(state: State, prosumer: Address, slot: int) -> tuple[int, int] | None:
+            posted = Meters.reading_at(state, meters.address, prosumer, slot)
+            return None if posted is None else (posted.generation_wh, posted.consumption_wh)
+
+        return EngineServices(reading, meters.params["slotSeconds"], _merge_and_split)
 
     @cached_property
     def contracts(self) -> ContractTable:
@@ -151,6 +165,12 @@ class Genesis:
         """keccak of the canonical genesis JSON, kept in block 0's extra data so that
         the genesis hash commits to every parameter, consensus settings included."""
         return keccak256(json.dumps(self.source, sort_keys=True, separators=(",", ":")).encode())
+
+
+def _merge_and_split(community, model) -> list[tuple[int, ...]]:
+    """Algorithm 3's stable partition, in floats with HiGHS (the proposer's search; loaded on first use)."""
+    from market.economics.coalition import form_coalitions
+    return list(form_coalitions(community, model).partition)
 
 
 def _integer(value, name: str, minimum: int = 0) -> int:

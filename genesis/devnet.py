@@ -38,11 +38,95 @@ POW_DEVNET_CONSENSUS = {"engine": "pow", "difficulty": 20_000, "minDifficulty": 
 """At the default 50,000 hashes/s cap a block takes a fraction of a second to mine."""
 
 
+POEG_DEVNET_SLOT_SECONDS = 30
+"""A PoEG devnet settles its 19 prosumers' meter slot every 30 s."""
+
+
 def devnet_genesis_document(signer: Address, engine: str = "poa") -> dict:
-    """The shipped devnet.json with `signer` as its only PoA signer, or under PoW."""
+    """The shipped devnet.json with `signer` as its only PoA signer, or under PoW, or as the
+    only PoEG validator."""
+    if engine == "poeg":
+        return poeg_genesis_document([signer], slot_seconds=POEG_DEVNET_SLOT_SECONDS)
     document = json.loads(resources.files("genesis").joinpath("devnet.json").read_text())
     if engine == "pow":
         document["consensus"] = dict(POW_DEVNET_CONSENSUS)
     else:
         document["consensus"]["signers"] = [signer.to_checksum()]
+    return document
+
+
+def poeg_genesis_document(validators: list[Address], prosumers: int = 19, slot_seconds: int = 10,
+                          stake: int = 10**21, seed: int = 3, timeout: int = 2) -> dict:
+    """The devnet under proof of energy generation: `validators` produce (each funded and
+    bonding `stake`), devnet accounts #1..#`prosumers` are the prosumers, bonded round-robin,
+    at positions drawn by the coalition simulation's generator (20 km × 20 km around the EDC,
+    `seed`); the Meters slot is the settlement slot."""
+    from market.economics.community import random_community  # numpy: only when a PoEG genesis is made
+    import numpy as np
+
+    if not 1 <= prosumers < DEVNET_ACCOUNTS:
+        raise ValueError(f"the devnet has {DEVNET_ACCOUNTS - 1} prosumer accounts")
+    document = devnet_genesis_document(validators[0], "poa")
+    community = random_community(prosumers, "uniform", np.random.default_rng(seed))
+    accounts = dev_accounts(DEVNET_ACCOUNTS)
+    document["consensus"] = {
+        "engine": "poeg",
+        "validators": [{"address": v.to_checksum(), "stake": str(stake)} for v in validators],
+        "prosumers": [{"address": accounts[k + 1].address.to_checksum(), "x": community.x_m[k],
+                       "y": community.y_m[k], "validator": validators[k % len(validators)].to_checksum()}
+                      for k in range(prosumers)],
+        "timeout": timeout,
+    }
+    document["contracts"]["Meters"]["params"]["slotSeconds"] = slot_seconds
+    for validator in validators:
+        document["accounts"].setdefault(validator.to_checksum(), {"balance": str(10**22), "role": "edge_server",
+                                                                  "name": "validator"})
+    return document
+
+
+LIVE_EXTRA_BASE = DEVNET_KEYS
+"""Prosumers beyond the devnet's 19 take mnemonic accounts from #40 on, each followed by its oracle."""
+
+
+def live_prosumer_accounts(prosumers: int) -> list[tuple[DevAccount, DevAccount]]:
+    """(prosumer, meter oracle) pairs: devnet #1..#19 with their oracles #20..#38 first, then
+    #40, #42, … with oracles #41, #43, …, so a smaller run's accounts are a larger one's prefix."""
+    extra = max(prosumers - (DEVNET_ACCOUNTS - 1), 0)
+    accounts = dev_accounts(LIVE_EXTRA_BASE + 2 * extra)
+    pairs = [(accounts[1 + k], accounts[DEVNET_ACCOUNTS + k]) for k in range(min(prosumers, DEVNET_ACCOUNTS - 1))]
+    pairs += [(accounts[LIVE_EXTRA_BASE + 2 * k], accounts[LIVE_EXTRA_BASE + 2 * k + 1]) for k in range(extra)]
+    return pairs
+
+
+def poeg_live_genesis_document(validators: list[Address], prosumers: int, slot_seconds: int, seed: int,
+                               dist: str = "uniform", stake: int = 10**21, timeout: int = 2) -> dict:
+    """`poeg_genesis_document` for up to 50 prosumers (`live_prosumer_accounts`): the accounts
+    beyond the devnet's are funded and registered as prosumer and meter oracle, and every
+    prosumer's oracle is in the Meters genesis; positions from the simulation's generator."""
+    from market.economics.community import random_community  # numpy: only when a PoEG genesis is made
+    import numpy as np
+
+    if not 1 <= prosumers <= 50:
+        raise ValueError("a live PoEG localnet takes 1..50 prosumers")
+    document = devnet_genesis_document(validators[0])
+    community = random_community(prosumers, dist, np.random.default_rng(seed))
+    pairs = live_prosumer_accounts(prosumers)
+    for k, (prosumer, oracle) in enumerate(pairs[DEVNET_ACCOUNTS - 1:], start=DEVNET_ACCOUNTS):
+        document["accounts"][prosumer.address.to_checksum()] = {"balance": str(10**22), "role": "prosumer",
+                                                                "name": f"live-prosumer-{k}"}
+        document["accounts"][oracle.address.to_checksum()] = {"balance": str(10**21), "role": "meter_oracle",
+                                                              "name": f"live-meter-{k}"}
+    meters = document["contracts"]["Meters"]["params"]
+    meters["slotSeconds"] = slot_seconds
+    meters["oracles"].update({p.address.to_checksum(): o.address.to_checksum() for p, o in pairs})
+    document["consensus"] = {
+        "engine": "poeg",
+        "validators": [{"address": v.to_checksum(), "stake": str(stake)} for v in validators],
+        "prosumers": [{"address": p.address.to_checksum(), "x": community.x_m[k], "y": community.y_m[k],
+                       "validator": validators[k % len(validators)].to_checksum()} for k, (p, _) in enumerate(pairs)],
+        "timeout": timeout,
+    }
+    for validator in validators:
+        document["accounts"].setdefault(validator.to_checksum(), {"balance": str(10**22), "role": "edge_server",
+                                                                  "name": "validator"})
     return document

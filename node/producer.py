@@ -24,7 +24,7 @@ SPACE_REASONS = (GAS_LIMIT_REACHED, BLOCK_FULL)
 log = logging.getLogger("gridnode.producer")
 
 
-def build_block(chain: Chain, mempool: Mempool, producer: Address, timestamp: int,
+def build_block(chain: Chain, mempool: Mempool, signer: Signer, timestamp: int,
                 bid_ordering: bool = True) -> ExecutedBlock:
     """Offer the pool's best executable transactions to a child of the head, in the block
     pipeline, up to the gas and byte limits; the block comes back unsealed.
@@ -37,9 +37,16 @@ def build_block(chain: Chain, mempool: Mempool, producer: Address, timestamp: in
     With `bid_ordering` (the default; `gridnode start --no-bid-ordering` turns it off),
     auction bids, and what their senders send after them, go in after the other
     transactions, each auction's by ascending total (node/bid_order.py): a producing
-    policy, not a consensus rule."""
+    policy, not a consensus rule.
+
+    A block the engine needs for its own transactions (a PoEG settlement) carries only those."""
     parent = chain.head
-    builder, fields = chain.start_block(parent, timestamp, producer)
+    builder, fields = chain.start_block(parent, timestamp, signer.address)
+    own = chain.engine.system_transactions(chain, parent, builder.state, builder.env, signer)
+    if own:
+        for raw in own:
+            builder.add(chain.transaction_from_raw(raw))
+        return chain.finish_block(parent, builder, fields)
     skipped: set[Address] = set()
     held = BidOrder(builder.contracts) if bid_ordering else None
     for tx in mempool.executable(builder.state, builder.env.base_fee):
@@ -73,7 +80,7 @@ def _offer(builder: BlockBuilder, mempool: Mempool, tx: Transaction, skipped: se
 def produce_block(chain: Chain, mempool: Mempool, signer: Signer, timestamp: int,
                   options: SealOptions = SealOptions(), bid_ordering: bool = True) -> ExecutedBlock:
     """Build, seal and commit a block in one go (tests and tools; the node's loop seals off-thread)."""
-    executed = build_block(chain, mempool, signer.address, timestamp, bid_ordering)
+    executed = build_block(chain, mempool, signer, timestamp, bid_ordering)
     executed = executed.sealed(chain.engine.seal(executed.block.header, signer, options=options))
     commit(chain, executed)
     return executed
@@ -130,7 +137,7 @@ class BlockProducer:
             await self._wait_for_head_change(when - time.time())
             if self.chain.head.hash != parent.hash:
                 continue
-            executed = build_block(self.chain, self.mempool, self.signer.address, max(when, int(time.time())),
+            executed = build_block(self.chain, self.mempool, self.signer, max(when, int(time.time())),
                                    self.bid_ordering)
             header = await loop.run_in_executor(None, self.chain.engine.seal, executed.block.header, self.signer,
                                                 self._stop_sealing, self.options)

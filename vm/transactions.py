@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import rlp
 
 from vm import codec
-from vm.crypto import InvalidSignature, keccak256, recover_address
+from vm.crypto import InvalidSignature, keccak256, recover_address, sign
 from vm.limits import MAX_TRANSACTION_SIZE
 from vm.types import Address, Hash32
 
@@ -122,6 +122,15 @@ def _parse(raw: bytes) -> _Envelope:
     except codec.MalformedRLP as exc:
         raise InvalidTransaction(f"malformed transaction: {exc}") from None
     raise InvalidTransaction("transaction type not supported")
+
+
+def sign_legacy(chain_id: int, nonce: int, gas_price: int, gas: int, to: Address, value: int, data: bytes,
+                private_key: bytes) -> bytes:
+    """A signed EIP-155 legacy envelope: for transactions a node makes itself (an engine's
+    settlement), which wallets would otherwise sign."""
+    fields = [nonce, gas_price, gas, bytes(to), value, data]
+    y_parity, r, s = sign(keccak256(rlp.encode(fields + [chain_id, 0, 0])), private_key)
+    return rlp.encode(fields + [chain_id * 2 + 35 + y_parity, r, s])
 
 
 def _parse_legacy(raw: bytes) -> _Envelope:

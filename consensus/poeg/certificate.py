@@ -8,7 +8,7 @@ everyone trading with the EDC alone,
     primal   max Σ g_ij X_ij   s.t.  Σ_j X_ij ≤ s_i,  Σ_i X_ij ≤ b_j,  X ≥ 0
     dual     min Σ u_i s_i + Σ v_j b_j   s.t.  u_i + v_j ≥ g_ij,  u, v ≥ 0
 
-with g_ij = f_id + f_dj − f_ij (`market.economics.rules.coalition_lp` derives the integer
+with g_ij = f_id + f_dj − f_ij (`consensus.rules.coalition_lp` derives the integer
 instance from the meters' balances and the members' distances). Weak duality gives Σ g X ≤ Σ u s + Σ v b for
 every feasible pair; so a feasible plan and feasible duals with *equal* objectives are both
 optimal. That is the whole check: a validator never re-runs the LP. It reads the plan and

@@ -39,9 +39,9 @@ import pulp
 
 from market.economics.community import distances_km, edc_distances_km
 from market.economics.line_loss import FloatLosses
-from market.economics.rules.community import Community
-from market.economics.rules.line_loss import LossModel
-from market.economics.rules.poeg import Plan, coalition_saving, member_scores
+from consensus.rules.community import Community
+from consensus.rules.line_loss import LossModel
+from consensus.rules.poeg import Plan, coalition_saving, member_scores
 
 Solver = Literal["highs", "cbc"]
 SOLVERS: tuple[Solver, ...] = ("highs", "cbc")

@@ -1,7 +1,7 @@
 """Synthetic communities of the thesis's §3.4.4 and the float forms (km) of their distances.
 
 The `Community` record itself, in Wh and metres, is the validator's and lives in
-`market.economics.rules.community`; everything here derives from it or draws one.
+`consensus.rules.community`; everything here derives from it or draws one.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 
-from market.economics.rules.community import Community
+from consensus.rules.community import Community
 
 Distribution = Literal["normal", "uniform", "lognormal"]
 DISTRIBUTIONS: tuple[Distribution, ...] = ("normal", "uniform", "lognormal")

@@ -15,7 +15,7 @@ import numpy as np
 
 from consensus.sampling import derive_seed
 from market.economics import actor_critic as ac
-from market.economics.rules.posoc import charge_fees, choose_aggregator, open_book, pay_fee
+from consensus.rules.posoc import charge_fees, choose_aggregator, open_book, pay_fee
 from market.economics.v2v import ACTIONS, BAND_OF_HOUR, OBSERVATION_SIZE, Days, observe, sample_days, step
 
 

@@ -1,7 +1,7 @@
 """The float form of the line-loss model of `rules.line_loss` (kWh, km): what the proposer's
 LP and merge-and-split work in. The model, its parameters (by default eq. 3.11's per-km loss
 C·dist with no distance-independent floor) and the integer form a validator recomputes are in
-`market.economics.rules.line_loss`."""
+`consensus.rules.line_loss`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,8 +10,8 @@ from functools import cached_property
 import numpy as np
 
 from market.economics.community import distances_km, edc_distances_km
-from market.economics.rules.community import Community
-from market.economics.rules.line_loss import PPM, LossModel
+from consensus.rules.community import Community
+from consensus.rules.line_loss import PPM, LossModel
 
 
 def fraction(model: LossModel, km: np.ndarray | float) -> np.ndarray | float:

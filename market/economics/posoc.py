@@ -1,6 +1,6 @@
 """The float form of the PoSOC hour score (thesis eqs. 4.1–4.4), for the learners of `v2v` and
 `federated`. The integer form the chain recomputes, the aggregator draw and the fee book are
-in `market.economics.rules.posoc`."""
+in `consensus.rules.posoc`."""
 from __future__ import annotations
 
 import numpy as np

@@ -2,7 +2,7 @@
 the LP's plans: draw the miner coalition, size the mining reward, share it by Shapley value and
 compute every prosumer's payoff. `recompute` hands the same slot, with the plans floored to whole
 Wh and the sub-coalition worths from the same LP, to the integer check of
-`market.economics.rules.settlement`, which is what a validator runs. Both draw the miner from
+`consensus.rules.settlement`, which is what a validator runs. Both draw the miner from
 the integer coalition scores, so they always agree on who mines.
 
 The reward is shared by the Shapley value of the coalition game inside the miner coalition,
@@ -16,11 +16,11 @@ from collections.abc import Callable
 import numpy as np
 
 from market.economics.coalition import CoalitionGame, Formation
-from market.economics.rules import settlement as rules
-from market.economics.rules.line_loss import IntLosses
-from market.economics.rules.poeg import Plan, coalition_score, mining_reward, to_wh
-from market.economics.rules.settlement import DELTA_PPM, PRICE_PER_KWH, Settlement, members_of
-from market.economics.rules.shapley import EXACT_MAX_PLAYERS
+from consensus.rules import settlement as rules
+from consensus.rules.line_loss import IntLosses
+from consensus.rules.poeg import Plan, coalition_score, mining_reward, to_wh
+from consensus.rules.settlement import DELTA_PPM, PRICE_PER_KWH, Settlement, members_of
+from consensus.rules.shapley import EXACT_MAX_PLAYERS
 from market.economics.shapley import samples_for, shapley_exact, shapley_sampled
 
 SHAPLEY_EPSILON_KWH = 0.01

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from market.economics.rules.shapley import EXACT_MAX_PLAYERS, marginal_totals, weighted_marginals
+from consensus.rules.shapley import EXACT_MAX_PLAYERS, marginal_totals, weighted_marginals
 
 
 def shapley_exact(players: int, worth: Callable[[int], float]) -> np.ndarray:

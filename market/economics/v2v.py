@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from market.economics.posoc import hour_score, price_factor
-from market.economics.rules.posoc import band
+from consensus.rules.posoc import band
 
 CAPACITY_KWH = 42.0
 """Table 4.1: a Toyota RAV4's battery."""

@@ -15,7 +15,7 @@ and, under "by_prosumers", the same shares averaged over the distributions (the 
 of that mean is √Σ se_d² / #distributions), beside the thesis's values.
 
 The loss model is eq. 3.11's C·dist_ij without a distance-independent floor by default
-(`market.economics.rules.line_loss`); `Settings.loss` takes any other, e.g. the floored
+(`consensus.rules.line_loss`); `Settings.loss` takes any other, e.g. the floored
 `LossModel(base_ppm=FLOOR_PPM)`.
 
 One community's loss_saved spreads widely (a standard deviation of about 14 points at 10
@@ -33,9 +33,9 @@ import numpy as np
 
 from market.economics.coalition import CoalitionGame, Formation, Solver, form_coalitions
 from market.economics.community import DISTRIBUTIONS, Distribution, random_community
-from market.economics.rules.community import Community
-from market.economics.rules.line_loss import LossModel
-from market.economics.rules.poeg import alone_loss
+from consensus.rules.community import Community
+from consensus.rules.line_loss import LossModel
+from consensus.rules.poeg import alone_loss
 from market.economics.settlement import propose
 
 

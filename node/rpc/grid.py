@@ -144,6 +144,15 @@ class GridApi:
                 "recentProducers": [{"number": h.number, "producer": h.producer.to_checksum(),
                                      "difficulty": h.difficulty} for h in recent]}
 
+    def grid_poeg(self) -> dict:
+        """Proof of energy generation's view at the head: the slot, the producer drawn and its
+        fallback order, stakes, EPOS stakes, slashes, every prosumer's score and reward credits,
+        and the last settlement's coalitions and shares."""
+        view = self.chain.engine.status(self.chain, self.chain.state())
+        if view is None:
+            raise invalid_params(f"this chain runs {self.chain.engine.name}, not poeg: grid_poeg has nothing to show")
+        return view
+
     def grid_contracts(self) -> dict:
         """The chain's contract table (name → address and ABI), what a wallet needs to call them;
         a kind that runs only in instances a factory creates (an auction) has address null."""

@@ -14,8 +14,8 @@ from consensus.poeg.certificate import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from market.economics.community import random_community
-from market.economics.rules.coalition_lp import coalition_instance, pair_gains
-from market.economics.rules.line_loss import PPM, LossModel
+from consensus.rules.coalition_lp import coalition_instance, pair_gains
+from consensus.rules.line_loss import PPM, LossModel
 from scipy.optimize import linprog
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,8 +9,8 @@ import pytest
 
 from market.economics.coalition import (CoalitionGame, form_coalitions, profitable_merge, profitable_split)
 from market.economics.community import random_community
-from market.economics.rules.line_loss import FLOOR_PPM, PPM, LossModel
-from market.economics.rules.poeg import alone_loss, edc_residuals, member_losses, singleton_score
+from consensus.rules.line_loss import FLOOR_PPM, PPM, LossModel
+from consensus.rules.poeg import alone_loss, edc_residuals, member_losses, singleton_score
 from market.experiments.coalition import THESIS_LOSS_SAVED, Settings, run
 
 

@@ -8,9 +8,9 @@ from consensus.sampling import derive_seed
 from market.economics.coalition import CoalitionGame, form_coalitions
 from market.economics.community import random_community
 from market.economics.line_loss import FloatLosses, fraction
-from market.economics.rules.community import Community
-from market.economics.rules.line_loss import FLOOR_PPM, PPM, IntLosses, LossModel
-from market.economics.rules.poeg import (InvalidPlan, Plan, check_plan, coalition_score, member_savings, member_scores,
+from consensus.rules.community import Community
+from consensus.rules.line_loss import FLOOR_PPM, PPM, IntLosses, LossModel
+from consensus.rules.poeg import (InvalidPlan, Plan, check_plan, coalition_score, member_savings, member_scores,
                                          mining_reward, select_miner, singleton_score, slash, to_wh)
 from market.economics.settlement import propose, recompute
 

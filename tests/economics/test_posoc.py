@@ -4,7 +4,7 @@ import pytest
 
 from consensus.sampling import derive_seed
 from market.economics.posoc import hour_score, price_factor
-from market.economics.rules.posoc import (band, charge_fees, choose_aggregator, credit_profit, hour_score_int, open_book,
+from consensus.rules.posoc import (band, charge_fees, choose_aggregator, credit_profit, hour_score_int, open_book,
                                           pay_fee, price_factor_ppm)
 
 

@@ -5,7 +5,7 @@ import pkgutil
 import subprocess
 import sys
 
-import market.economics.rules as rules
+import consensus.rules as rules
 
 FLOAT_LIBRARIES = ("numpy", "scipy", "pulp", "highspy", "matplotlib")
 

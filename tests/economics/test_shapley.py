@@ -6,7 +6,7 @@ import pytest
 
 from market.economics.coalition import CoalitionGame, form_coalitions
 from market.economics.community import random_community
-from market.economics.rules.shapley import marginal_totals, shapley_exact_int, split_reward
+from consensus.rules.shapley import marginal_totals, shapley_exact_int, split_reward
 from market.economics.shapley import shapley_exact, shapley_sampled
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from market.economics.rules.community import Community
+from consensus.rules.community import Community
 
 PPM = 1_000_000
 E = TypeVar("E", int, float)

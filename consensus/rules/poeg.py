@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Generic
 
 from consensus.sampling import derive_seed, weighted_choice
-from market.economics.rules.community import Community
-from market.economics.rules.line_loss import E, Losses
+from consensus.rules.community import Community
+from consensus.rules.line_loss import E, Losses
 
 
 @dataclass(frozen=True)

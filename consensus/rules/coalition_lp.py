@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from market.economics.rules.community import Community
-from market.economics.rules.line_loss import LossModel
+from consensus.rules.community import Community
+from consensus.rules.line_loss import LossModel
 
 
 def pair_gains(seller_edc_m: Sequence[int], buyer_edc_m: Sequence[int],

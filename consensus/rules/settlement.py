@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Generic
 
 from consensus.sampling import derive_seed, shuffled
-from market.economics.rules.line_loss import E, IntLosses, Losses
-from market.economics.rules.poeg import Plan, coalition_score, member_savings, mining_reward, payoff, select_miner
-from market.economics.rules.shapley import EXACT_MAX_PLAYERS, marginal_totals, shapley_exact_int, split_reward
+from consensus.rules.line_loss import E, IntLosses, Losses
+from consensus.rules.poeg import Plan, coalition_score, member_savings, mining_reward, payoff, select_miner
+from consensus.rules.shapley import EXACT_MAX_PLAYERS, marginal_totals, shapley_exact_int, split_reward
 
 DELTA_PPM = 100_000
 """δ_t = 0.1, the thesis's starting value (§3.3.2)."""

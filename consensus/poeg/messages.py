@@ -1,0 +1,111 @@
+"""What a transaction to `POEG_ADDRESS` says: its first data byte is the kind.
+
+* SETTLE ‖ settlement: the slot's settlement, only as its producer's last transaction in a
+  block (`settlement.encode`); checked strictly, a wrong one invalidates the block.
+* EVIDENCE ‖ RLP[header_a, header_b]: two headers at one height sealed by one validator.
+* CHALLENGE ‖ RLP[slot, a, b, certificate]: coalitions a and b of the last settlement, merged
+  with the certified plan of their union, leave no member's proof score lower and the total
+  higher: the partition was not stable (Definitions 2–4), so its producer is slashed.
+
+Anyone may send evidence or a challenge; one that does not check out changes nothing."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import rlp
+
+from consensus.engine import recover_sealer
+from consensus.poeg import certificate as lp
+from consensus.poeg import ledger
+from consensus.poeg.ledger import POEG_ADDRESS
+from consensus.poeg.settlement import plan_of
+from consensus.rules.coalition_lp import coalition_instance
+from consensus.rules.community import Community
+from consensus.rules.line_loss import IntLosses
+from consensus.rules.poeg import member_savings, singleton_score
+from vm.blocks import Header, InvalidBlock
+from vm.codec import MalformedRLP, fields, uint
+from vm.codec import decode as rlp_decode
+from vm.state import State
+from vm.types import Address
+
+if TYPE_CHECKING:
+    from consensus.poeg.engine import ProofOfEnergyGeneration
+
+SETTLE, EVIDENCE, CHALLENGE = b"\x01", b"\x02", b"\x03"
+
+
+class ClaimError(ValueError):
+    """Evidence or a challenge that does not hold."""
+
+
+def evidence(header_a: Header, header_b: Header) -> bytes:
+
+    return EVIDENCE + rlp.encode([header_a.encode(), header_b.encode()])
+
+
+def challenge(slot: int, first: int, second: int, certificate: lp.Certificate) -> bytes:
+
+    return CHALLENGE + rlp.encode([slot, first, second, lp.encode(certificate)])
+
+
+def apply_claim(engine: "ProofOfEnergyGeneration", state: State, data: bytes) -> tuple[Address, str]:
+    """Check evidence or a challenge and mark it used; returns (offender, reason) to slash."""
+    kind, body = data[:1], data[1:]
+    try:
+        if kind == EVIDENCE:
+            return _equivocation(engine, state, body)
+        if kind == CHALLENGE:
+            return _instability(engine, state, body)
+    except MalformedRLP as error:
+        raise ClaimError(f"malformed claim: {error}") from None
+    raise ClaimError(f"unknown message kind 0x{kind.hex()}")
+
+
+def _equivocation(engine: "ProofOfEnergyGeneration", state: State, body: bytes) -> tuple[Address, str]:
+    raw_a, raw_b = fields(rlp_decode(body, max_depth=2), 2, "evidence")
+    try:
+        a, b = Header.decode(raw_a), Header.decode(raw_b)
+        sealer_a, sealer_b = recover_sealer(a, engine.name), recover_sealer(b, engine.name)
+    except (InvalidBlock, ValueError, TypeError) as error:
+        raise ClaimError(f"evidence header: {error}") from None
+    if a.number != b.number or a.hash == b.hash:
+        raise ClaimError("evidence must be two different headers at one height")
+    if sealer_a != sealer_b or sealer_a not in engine.config.validators:
+        raise ClaimError("evidence headers are not sealed by one validator")
+    if ledger.EQUIVOCATED.read(state, POEG_ADDRESS, sealer_a, a.number):
+        raise ClaimError(f"equivocation at height {a.number} was already punished")
+    ledger.EQUIVOCATED.write(state, POEG_ADDRESS, sealer_a, a.number, True)
+    return sealer_a, f"equivocation at height {a.number}"
+
+
+def _instability(engine: "ProofOfEnergyGeneration", state: State, body: bytes) -> tuple[Address, str]:
+    slot_item, a_item, b_item, cert_item = fields(rlp_decode(body, max_depth=4), 4, "challenge")
+    slot, first, second = uint(slot_item, "slot", 8), uint(a_item, "a", 4), uint(b_item, "b", 4)
+    record = ledger.read_record(state)
+    if record is None or record.slot != slot:
+        raise ClaimError("only the last settlement may be challenged")
+    if record.challenged:
+        raise ClaimError(f"slot {slot} was already challenged")
+    if not first < second < len(record.coalitions):
+        raise ClaimError("a challenge names two coalitions of the settlement, a < b")
+    if not isinstance(cert_item, bytes):
+        raise ClaimError("the union's certificate must be a byte string")
+    try:
+        cert = lp.decode(cert_item)
+        union = sorted(record.coalitions[first] + record.coalitions[second])
+        community = Community(record.production_wh, record.consumption_wh,
+                              tuple(p.x_m for p in engine.config.prosumers), tuple(p.y_m for p in engine.config.prosumers))
+        instance = coalition_instance(community, union, engine.config.loss)
+        lp.verify(cert, instance.surplus, instance.deficit, instance.gains)
+    except lp.CertificateError as error:
+        raise ClaimError(f"the union's certificate fails: {error}") from None
+    losses = IntLosses(community, engine.config.loss)
+    savings = member_savings(plan_of(instance, union, cert), losses)
+    merged = {i: singleton_score(losses, i) + savings[i] for i in union}
+    if any(merged[i] < record.scores[i] for i in union):
+        raise ClaimError("the union lowers some member's proof score: not a profitable merge")
+    if sum(merged.values()) <= sum(record.scores[i] for i in union):
+        raise ClaimError("the union does not raise the total proof score")
+    ledger.LAST.write(state, POEG_ADDRESS, ledger.SlotRecord(**{**record.__dict__, "challenged": True}).encode())
+    return record.producer, f"unstable settlement of slot {slot} (coalitions {first} and {second} merge profitably)"

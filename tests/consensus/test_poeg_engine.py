@@ -1,0 +1,262 @@
+"""The PoEG engine in process: three validators, twelve prosumers with meter oracles. A producer
+settles every slot on chain; a follower imports each block and checks it in integers. Byzantine
+producers (an inflated score, an infeasible plan, a plan that is not optimal, a reward that
+mints, a missing settlement, the wrong producer) are rejected with the reason; a silent
+producer's fallback is accepted and the silent one slashed; equivocation evidence and a
+stability challenge slash."""
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+
+import pytest
+from eth_account import Account
+
+from consensus.engine import Signer
+from consensus.poeg import certificate as lp
+from consensus.poeg import ledger, messages, settlement
+from consensus.poeg.ledger import POEG_ADDRESS
+from consensus.rules.coalition_lp import coalition_instance
+from genesis.config import Genesis
+from genesis.devnet import dev_accounts, poeg_genesis_document
+from market.contracts.addresses import METERS
+from node.chain import Chain
+from node.mempool import Mempool
+from node.producer import produce_block
+from node.store import Store
+from vm.blocks import InvalidBlock
+from vm.native.contract import encode_call
+from vm.transactions import decode_transaction, sign_legacy
+from vm.types import Address
+
+SLOT = 10
+VALIDATORS = [Signer(bytes([k + 1]) * 32) for k in range(3)]
+ACCOUNTS = dev_accounts(40)
+PROSUMERS = 12
+POST_READING = "postReading(address,uint64,uint256,uint256,uint256)"
+
+
+class Net:
+    """A producing chain and a follower that imports every block it makes."""
+
+    def __init__(self, tmp_path, partition=None) -> None:
+        genesis = Genesis.from_json(poeg_genesis_document([v.address for v in VALIDATORS], PROSUMERS, SLOT))
+        self.chain = Chain(Store(str(tmp_path / "producer")), genesis, genesis.create_engine())
+        self.follower = Chain(Store(str(tmp_path / "follower")), genesis, genesis.create_engine())
+        if partition is not None:
+            self.chain.engine.services = dataclasses.replace(self.chain.engine.services, partition=partition)
+        self.time = (int(time.time()) - 3000) // SLOT * SLOT + 1
+        self.rng = random.Random(7)
+
+    def order(self) -> tuple[Address, ...]:
+        return ledger.schedule(self.chain.state())
+
+    def signer(self, position: int = 0) -> Signer:
+        return next(v for v in VALIDATORS if v.address == self.order()[position])
+
+    def block(self, txs=(), position: int = 0, delay: int = 0, follow: bool = True):
+        """The block the validator at `position` of the order makes `delay` s late, imported by the follower."""
+        self.time += 1 + delay
+        mempool = Mempool(self.chain.chain_id, self.chain.genesis.gas_limit)
+        base_fee = self.chain.environment(self.chain.head, 0, VALIDATORS[0].address).base_fee
+        for tx in txs:
+            mempool.add(tx, self.chain.state(), base_fee)
+        block = produce_block(self.chain, mempool, self.signer(position), self.time).block
+        if follow:
+            self.follower.import_block(block)
+        return block
+
+    def readings(self):
+        """Every prosumer's reading for the current slot, signed by its meter oracle."""
+        slot = (self.time + 1) // SLOT
+        base_fee = self.chain.environment(self.chain.head, 0, VALIDATORS[0].address).base_fee
+        txs = []
+        for k in range(PROSUMERS):
+            oracle = Account.from_key(ACCOUNTS[20 + k].private_key)
+            nonce = self.chain.state().get_account(Address.from_hex(oracle.address)).nonce
+            data = encode_call(POST_READING, [ACCOUNTS[k + 1].address.to_checksum(), slot,
+                                              self.rng.randint(0, 4000), self.rng.randint(0, 4000), 0])
+            txs.append(decode_transaction(bytes(oracle.sign_transaction({
+                "type": 2, "chainId": self.chain.chain_id, "nonce": nonce, "to": METERS.to_checksum(), "value": 0,
+                "data": data, "gas": 300_000, "maxFeePerGas": 2 * base_fee, "maxPriorityFeePerGas": 1}).raw_transaction)))
+        return txs
+
+    def run_to_slot_end(self) -> None:
+        """Post readings, then make blocks until the next one is due to settle the slot."""
+        self.block(self.readings())
+        while (self.time + 1) // SLOT == self.chain.head.timestamp // SLOT:
+            self.block()
+
+    def run_to_settlement(self):
+        self.run_to_slot_end()
+        return self.block()
+
+
+def test_every_slot_settles_and_the_follower_agrees(tmp_path):
+    net = Net(tmp_path)
+    balance = net.chain.state().get_account(POEG_ADDRESS).balance
+    for _ in range(3):
+        block = net.run_to_settlement()
+        assert [tx.to for tx in block.transactions] == [POEG_ADDRESS]
+        assert net.follower.head.hash == net.chain.head.hash
+        record = ledger.read_record(net.follower.state())
+        assert record.slot == block.header.timestamp // SLOT - 1
+        assert sorted(i for c in record.coalitions for i in c) == list(range(PROSUMERS))
+        if record.miner is not None:
+            first = net.chain.engine.coalition_validator(record.coalitions[record.miner], record.scores)
+            assert net.order()[0] == first  # the drawn coalition's validator produces next
+    state = net.follower.state()
+    paid = sum(ledger.PAID.read(state, POEG_ADDRESS, ACCOUNTS[k + 1].address) for k in range(PROSUMERS))
+    earned = sum(ledger.EARNED.read(state, POEG_ADDRESS, ACCOUNTS[k + 1].address) for k in range(PROSUMERS))
+    assert paid == earned > 0  # the reward is funded by the payers: nothing minted
+    assert state.get_account(POEG_ADDRESS).balance == balance
+    view = net.chain.engine.status(net.chain, state)
+    assert view["producer"] == net.order()[0].to_checksum() and len(view["fallbackOrder"]) == 2
+
+
+def tampered(net: Net, change) -> None:
+    """Make the settling producer post `change(settlement)` instead of its honest settlement,
+    with its own checks off, and return the sealed block."""
+    engine = net.chain.engine
+    honest = engine.system_transactions
+
+    def dishonest(chain, parent, state, env, signer):
+        raws = honest(chain, parent, state, env, signer)
+        if not raws:
+            return raws
+        tx = decode_transaction(raws[0])
+        posted = change(settlement.decode(tx.data[1:]))
+        data = messages.SETTLE + settlement.encode(posted)
+        return [sign_legacy(env.chain_id, tx.nonce, env.base_fee, 2_000_000, POEG_ADDRESS, 0, data, signer.private_key)]
+
+    net.run_to_slot_end()
+    engine.system_transactions = dishonest
+    engine.finalize = lambda *args: None
+    return net.block(follow=False)
+
+
+def _first_trading(posted: settlement.Settlement) -> int:
+    return next(k for k, c in enumerate(posted.coalitions) if c.certificate.plan)
+
+
+def _inflate_score(posted):
+    first = posted.coalitions[0]
+    entry = dataclasses.replace(first, scores=(first.scores[0] + 1_000,) + first.scores[1:])
+    return dataclasses.replace(posted, coalitions=(entry,) + posted.coalitions[1:])
+
+
+def _infeasible(posted):
+    k = _first_trading(posted)
+    entry = posted.coalitions[k]
+    i, j, wh = entry.certificate.plan[0]
+    cert = dataclasses.replace(entry.certificate, plan=((i, j, wh + 10**6),) + entry.certificate.plan[1:])
+    return dataclasses.replace(posted, coalitions=posted.coalitions[:k] + (dataclasses.replace(entry, certificate=cert),)
+                               + posted.coalitions[k + 1:])
+
+
+def _not_optimal(posted):
+    """Feasible (nobody trades) but not optimal: no duals can prove it."""
+    k = _first_trading(posted)
+    entry = posted.coalitions[k]
+    cert = lp.Certificate((), tuple(0 for _ in entry.certificate.seller_prices),
+                          tuple(0 for _ in entry.certificate.buyer_prices), 0)
+    return dataclasses.replace(posted, coalitions=posted.coalitions[:k] + (dataclasses.replace(entry, certificate=cert),)
+                               + posted.coalitions[k + 1:])
+
+
+def _mint(posted):
+    return dataclasses.replace(posted, shares=(posted.shares[0] + 500,) + posted.shares[1:])
+
+
+@pytest.mark.parametrize("change, check", [(_inflate_score, "scores"), (_infeasible, "certificate"),
+                                           (_not_optimal, "certificate"), (_mint, "reward")],
+                         ids=["inflated-score", "infeasible-plan", "not-optimal", "reward-mints"])
+def test_a_dishonest_settlement_is_rejected_with_the_reason(tmp_path, change, check):
+    net = Net(tmp_path)
+    net.run_to_settlement()
+    block = tampered(net, change)
+    with pytest.raises(InvalidBlock, match=f"settlement rejected: {check}"):
+        net.follower.import_block(block)
+
+
+def test_a_block_due_to_settle_without_the_settlement_is_rejected(tmp_path):
+    net = Net(tmp_path)
+    net.run_to_slot_end()
+    net.chain.engine.system_transactions = lambda *args: []
+    net.chain.engine.finalize = lambda *args: None
+    block = net.block(follow=False)
+    with pytest.raises(InvalidBlock, match="has ended and this block does not settle it"):
+        net.follower.import_block(block)
+
+
+def test_the_wrong_producer_is_rejected(tmp_path):
+    net = Net(tmp_path)
+    net.block()
+    block = net.block(position=1, follow=False)  # the first fallback, without waiting its timeout
+    with pytest.raises(InvalidBlock, match="wrong producer for the slot"):
+        net.follower.import_block(block)
+
+
+def test_a_silent_producer_is_replaced_by_its_fallback_and_slashed(tmp_path):
+    net = Net(tmp_path)
+    net.block()
+    silent, fallback = net.order()[0], net.order()[1]
+    timeout = net.chain.engine.config.timeout
+    block = net.block(position=1, delay=timeout)
+    assert block.header.producer == fallback and net.follower.head.hash == block.hash
+    state = net.follower.state()
+    assert ledger.STAKE.read(state, POEG_ADDRESS, silent) == 0
+    assert ledger.penalties(state)[-1]["reason"] == "silent producer"
+    assert ledger.schedule(state)[0] == fallback and ledger.schedule(state)[-1] == silent
+    net.block()  # the chain goes on with the fallback in front
+    assert net.follower.head.producer == fallback
+
+
+def test_equivocation_evidence_slashes_once(tmp_path):
+    net = Net(tmp_path)
+    producer = net.signer()
+    first = net.block()
+    other = first.header.with_seal(b"")
+    other = dataclasses.replace(other, timestamp=other.timestamp + 1)
+    twin = other.with_seal(producer.sign(other.seal_hash))
+    poster = ACCOUNTS[1]
+    data = messages.evidence(first.header, twin)
+    base_fee = net.chain.environment(net.chain.head, 0, producer.address).base_fee
+    txs = [decode_transaction(sign_legacy(net.chain.chain_id, n, 2 * base_fee, 200_000, POEG_ADDRESS, 0, data,
+                                          poster.private_key)) for n in (0, 1)]
+    net.block(txs)
+    state = net.follower.state()
+    assert ledger.STAKE.read(state, POEG_ADDRESS, producer.address) == 0
+    reasons = [p["reason"] for p in ledger.penalties(state)]
+    assert reasons == [f"equivocation at height {first.header.number}"]  # the second posting changes nothing
+
+
+def test_a_stability_challenge_slashes_the_settling_producer(tmp_path):
+    net = Net(tmp_path, partition=settlement.singletons)  # a valid but unstable partition
+    block = net.run_to_settlement()
+    record = ledger.read_record(net.follower.state())
+    engine = net.follower.engine
+    community = engine.community(net.follower.state(), record.slot)
+    found = None
+    for a in range(len(record.coalitions)):
+        for b in range(a + 1, len(record.coalitions)):
+            union = sorted(record.coalitions[a] + record.coalitions[b])
+            instance = coalition_instance(community, union, engine.config.loss)
+            cert = lp.propose(instance.surplus, instance.deficit, instance.gains)
+            if cert.objective >= 2 * 10**6:  # saves at least 2 Wh, so both halves gain
+                found = (a, b, cert)
+                break
+        if found:
+            break
+    assert found, "the synthetic readings have a profitable pair"
+    a, b, cert = found
+    poster = ACCOUNTS[1]
+    base_fee = net.chain.environment(net.chain.head, 0, VALIDATORS[0].address).base_fee
+    tx = decode_transaction(sign_legacy(net.chain.chain_id, 0, 2 * base_fee, 300_000, POEG_ADDRESS, 0,
+                                        messages.challenge(record.slot, a, b, cert), poster.private_key))
+    net.block([tx])
+    state = net.follower.state()
+    assert ledger.STAKE.read(state, POEG_ADDRESS, block.header.producer) == 0
+    assert ledger.penalties(state)[-1]["reason"].startswith(f"unstable settlement of slot {record.slot}")
+    assert ledger.read_record(state).challenged
