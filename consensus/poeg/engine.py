@@ -19,8 +19,9 @@ choosing its own seed. Commit-reveal among validators is the stronger choice, no
 
 Silent producers (3.24). The k-th in the order may seal `k · timeout` seconds after the first
 could; a block sealed by the k-th slashes the k before it (`slashPpm` of their stake, recorded
-with the reason) and their stake no longer counts: a validator without stake goes to the end of
-every later order. Fork choice weighs a block by N − k, so the drawn producer's block wins.
+with the reason), moves them to the end of the order, and withholds the last settlement's reward
+from its miner coalition if one of them was the validator that coalition drew. A validator
+without stake goes to the end of every later order. Fork choice weighs a block by N − k, so the drawn producer's block wins.
 
 Equivocation. Two headers at one height sealed by one validator are evidence anyone may post
 (`messages.EVIDENCE`); the first posting slashes. Stability is optimistic: anyone may post a
@@ -30,6 +31,7 @@ Invalid evidence or challenges change nothing (the transaction still pays its ga
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass
@@ -236,9 +238,26 @@ class ProofOfEnergyGeneration(Engine):
             amount = ledger.slash(state, validator, self.config.slash_ppm, header.number, "silent producer")
             log.warning("slashed silent producer", extra={"number": header.number,
                                                           "validator": validator.to_checksum(), "amount": amount})
+        for validator in offenders:
+            self._withhold(state, validator)
         if offenders:
             order = ledger.schedule(state)
             ledger.SCHEDULE.write(state, POEG_ADDRESS, b"".join([v for v in order if v not in offenders] + offenders))
+
+    def _withhold(self, state: State, silent: Address) -> None:
+        """Take back the last settlement's reward from its miner coalition if `silent` is the
+        validator that coalition drew (3.24: the reward is withheld and the miner reselected)."""
+        record = ledger.read_record(state)
+        if record is None or record.miner is None or record.withheld:
+            return
+        if self.coalition_validator(record.coalitions[record.miner], record.scores) != silent:
+            return
+        at = POEG_ADDRESS
+        for index, share in record.shares:
+            address = self.config.prosumers[index].address
+            ledger.EARNED.write(state, at, address, ledger.EARNED.read(state, at, address) - share)
+        ledger.WITHHELD_TOTAL.write(state, at, ledger.WITHHELD_TOTAL.read(state, at) + sum(s for _, s in record.shares))
+        ledger.LAST.write(state, at, dataclasses.replace(record, withheld=True).encode())
 
     @staticmethod
     def _settlement_tx(header: Header, transactions: tuple):
@@ -360,6 +379,7 @@ class ProofOfEnergyGeneration(Engine):
             "fallbackOrder": [v.to_checksum() for v in order[1:]],
             "validators": [validator_view(v) for v in self.config.validators],
             "slashedTotal": ledger.SLASHED_TOTAL.read(state, at),
+            "withheldWh": ledger.WITHHELD_TOTAL.read(state, at),
             "penalties": ledger.penalties(state),
             "deltaPpm": self.config.delta_ppm, "timeout": self.config.timeout, "seedLag": self.config.seed_lag,
             "prosumers": [{"address": p.address.to_checksum(), "validator": p.validator.to_checksum(),
@@ -377,5 +397,5 @@ class ProofOfEnergyGeneration(Engine):
                                for c in record.coalitions],
                 "minerCoalition": record.miner, "reward": sum(s for _, s in record.shares),
                 "shares": {self.config.prosumers[i].address.to_checksum(): s for i, s in record.shares},
-                "challenged": record.challenged}
+                "challenged": record.challenged, "withheld": record.withheld}
         return view

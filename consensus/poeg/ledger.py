@@ -5,7 +5,8 @@ engine's messages, see `consensus.poeg.messages`).
 Stakes are elecoins the genesis bonds at this address; a slash moves stake into `slashed`
 but leaves the coins where they are, so the total supply never changes. Reward credits are
 energy (Wh): each prosumer pays ⌊δ·E_save⌋ and the miner coalition's members earn the shares,
-so the credits sum to zero over every slot."""
+so Σ paid = Σ earned + withheld over the chain (a reward withheld for a silent producer, 3.24,
+is forfeited, not refunded)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ SCORE = Mapping(b"poeg.score", "uint256")
 """Prosumer → 𝒫𝒮_Si in the last settled slot (Wh)."""
 PAID = Mapping(b"poeg.paidWh", "uint256")
 EARNED = Mapping(b"poeg.earnedWh", "uint256")
+WITHHELD_TOTAL = Value(b"poeg.withheldWh", "uint256")
+"""Reward credits taken back from miner coalitions whose validator fell silent: Σ paid = Σ earned + this."""
 EQUIVOCATED = Mapping(b"poeg.equivocated", "bool")
 """(validator, height) already punished for two blocks at that height."""
 PENALTY = Struct(number="uint64", validator="address", reason="string", amount="uint256")
@@ -54,22 +57,24 @@ class SlotRecord:
     miner: int | None
     shares: tuple[tuple[int, int], ...]
     challenged: bool = False
+    withheld: bool = False
+    """The miner coalition's shares were taken back: its validator was slashed as silent."""
 
     def encode(self) -> bytes:
         return rlp.encode([self.slot, self.number, bytes(self.producer), list(self.production_wh),
                            list(self.consumption_wh), [list(c) for c in self.coalitions], list(self.scores),
                            [] if self.miner is None else [self.miner], [list(s) for s in self.shares],
-                           int(self.challenged)])
+                           int(self.challenged), int(self.withheld)])
 
     @classmethod
     def decode(cls, data: bytes) -> "SlotRecord":
-        slot, number, producer, production, consumption, coalitions, scores, miner, shares, challenged = \
+        slot, number, producer, production, consumption, coalitions, scores, miner, shares, challenged, withheld = \
             rlp_decode(data, max_depth=3)
         num = lambda b: int.from_bytes(b, "big")  # noqa: E731 - written by finalize, so canonical
         return cls(num(slot), num(number), Address(producer), tuple(map(num, production)),
                    tuple(map(num, consumption)), tuple(tuple(map(num, c)) for c in coalitions),
                    tuple(map(num, scores)), num(miner[0]) if miner else None,
-                   tuple((num(a), num(b)) for a, b in shares), bool(num(challenged)))
+                   tuple((num(a), num(b)) for a, b in shares), bool(num(challenged)), bool(num(withheld)))
 
 
 def read_record(state: State) -> SlotRecord | None:

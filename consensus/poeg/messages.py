@@ -10,6 +10,7 @@
 Anyone may send evidence or a challenge; one that does not check out changes nothing."""
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import rlp
@@ -107,5 +108,5 @@ def _instability(engine: "ProofOfEnergyGeneration", state: State, body: bytes) -
         raise ClaimError("the union lowers some member's proof score: not a profitable merge")
     if sum(merged.values()) <= sum(record.scores[i] for i in union):
         raise ClaimError("the union does not raise the total proof score")
-    ledger.LAST.write(state, POEG_ADDRESS, ledger.SlotRecord(**{**record.__dict__, "challenged": True}).encode())
+    ledger.LAST.write(state, POEG_ADDRESS, dataclasses.replace(record, challenged=True).encode())
     return record.producer, f"unstable settlement of slot {slot} (coalitions {first} and {second} merge profitably)"

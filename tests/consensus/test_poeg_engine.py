@@ -108,8 +108,7 @@ def test_every_slot_settles_and_the_follower_agrees(tmp_path):
             assert net.order()[0] == first  # the drawn coalition's validator produces next
     state = net.follower.state()
     paid = sum(ledger.PAID.read(state, POEG_ADDRESS, ACCOUNTS[k + 1].address) for k in range(PROSUMERS))
-    earned = sum(ledger.EARNED.read(state, POEG_ADDRESS, ACCOUNTS[k + 1].address) for k in range(PROSUMERS))
-    assert paid == earned > 0  # the reward is funded by the payers: nothing minted
+    assert paid == earned(state) > 0  # the reward is funded by the payers: nothing minted
     assert state.get_account(POEG_ADDRESS).balance == balance
     view = net.chain.engine.status(net.chain, state)
     assert view["producer"] == net.order()[0].to_checksum() and len(view["fallbackOrder"]) == 2
@@ -198,10 +197,17 @@ def test_the_wrong_producer_is_rejected(tmp_path):
         net.follower.import_block(block)
 
 
-def test_a_silent_producer_is_replaced_by_its_fallback_and_slashed(tmp_path):
+def earned(state) -> int:
+    return sum(ledger.EARNED.read(state, POEG_ADDRESS, ACCOUNTS[k + 1].address) for k in range(PROSUMERS))
+
+
+def test_a_silent_producer_is_replaced_by_its_fallback_slashed_and_its_reward_withheld(tmp_path):
     net = Net(tmp_path)
-    net.block()
+    net.run_to_settlement()
+    record = ledger.read_record(net.follower.state())
+    assert record.miner is not None and record.shares
     silent, fallback = net.order()[0], net.order()[1]
+    before = earned(net.follower.state())
     timeout = net.chain.engine.config.timeout
     block = net.block(position=1, delay=timeout)
     assert block.header.producer == fallback and net.follower.head.hash == block.hash
@@ -209,6 +215,9 @@ def test_a_silent_producer_is_replaced_by_its_fallback_and_slashed(tmp_path):
     assert ledger.STAKE.read(state, POEG_ADDRESS, silent) == 0
     assert ledger.penalties(state)[-1]["reason"] == "silent producer"
     assert ledger.schedule(state)[0] == fallback and ledger.schedule(state)[-1] == silent
+    withheld = sum(share for _, share in record.shares)
+    assert ledger.read_record(state).withheld and earned(state) == before - withheld
+    assert ledger.WITHHELD_TOTAL.read(state, POEG_ADDRESS) == withheld
     net.block()  # the chain goes on with the fallback in front
     assert net.follower.head.producer == fallback
 
