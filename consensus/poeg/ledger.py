@@ -1,9 +1,7 @@
-"""The PoEG engine's state: typed storage under one system address, inside the state root, written
-only by the engine's finalize (no contract code runs there; transactions to it are the
-engine's messages, see `consensus.poeg.messages`).
-
-Stakes are elecoins the genesis bonds at this address; a slash moves stake into `slashed`
-but leaves the coins where they are, so the total supply never changes. Reward credits are
+"""The PoEG engine's settlement state: typed storage under its system address, inside the state
+root, written only by the engine's finalize (no contract code runs there; transactions to it
+are the engine's messages, see `consensus.poeg.messages`). The order, stakes and penalties are
+the skeleton's (`consensus.scored`), under the same address. Reward credits are
 energy (Wh): each prosumer pays ⌊δ·E_save⌋ and the miner coalition's members earn the shares,
 so Σ paid = Σ earned + withheld over the chain (a reward withheld for a silent producer, 3.24,
 is forfeited, not refunded)."""
@@ -14,7 +12,7 @@ from dataclasses import dataclass
 import rlp
 
 from vm.codec import decode as rlp_decode
-from vm.native.storage import Mapping, Struct, Value
+from vm.native.storage import Mapping, Value
 from vm.state import State
 from vm.types import Address
 
@@ -22,11 +20,6 @@ POEG_ADDRESS = Address(bytes.fromhex("6772696400000000000000000000000000000003")
 
 NEXT_SLOT = Value(b"poeg.nextSlot", "uint64")
 """The first meter slot not yet settled; 0 until the first block starts the count."""
-SCHEDULE = Value(b"poeg.schedule", "bytes")
-"""The producer order in force (20 bytes per validator): the draw's first, then its fallbacks."""
-STAKE = Mapping(b"poeg.stake", "uint256")
-SLASHED = Mapping(b"poeg.slashed", "uint256")
-SLASHED_TOTAL = Value(b"poeg.slashedTotal", "uint256")
 EPOS = Mapping(b"poeg.epos", "uint256")
 """Validator → Σ of its bonded prosumers' proof scores in the last settled slot (Wh)."""
 SCORE = Mapping(b"poeg.score", "uint256")
@@ -35,11 +28,6 @@ PAID = Mapping(b"poeg.paidWh", "uint256")
 EARNED = Mapping(b"poeg.earnedWh", "uint256")
 WITHHELD_TOTAL = Value(b"poeg.withheldWh", "uint256")
 """Reward credits taken back from miner coalitions whose validator fell silent: Σ paid = Σ earned + this."""
-EQUIVOCATED = Mapping(b"poeg.equivocated", "bool")
-"""(validator, height) already punished for two blocks at that height."""
-PENALTY = Struct(number="uint64", validator="address", reason="string", amount="uint256")
-PENALTIES = Mapping(b"poeg.penalty", PENALTY)
-PENALTY_COUNT = Value(b"poeg.penaltyCount", "uint64")
 LAST = Value(b"poeg.lastSettlement", "bytes")
 
 
@@ -80,28 +68,3 @@ class SlotRecord:
 def read_record(state: State) -> SlotRecord | None:
     data = LAST.read(state, POEG_ADDRESS)
     return SlotRecord.decode(data) if data else None
-
-
-def schedule(state: State) -> tuple[Address, ...]:
-    packed = SCHEDULE.read(state, POEG_ADDRESS)
-    return tuple(Address(packed[i:i + 20]) for i in range(0, len(packed), 20))
-
-
-def slash(state: State, validator: Address, ppm: int, number: int, reason: str) -> int:
-    """Forfeit `ppm` of `validator`'s stake (3.24) and record why; returns the amount."""
-    stake = STAKE.read(state, POEG_ADDRESS, validator)
-    amount = stake * ppm // 1_000_000
-    STAKE.write(state, POEG_ADDRESS, validator, stake - amount)
-    SLASHED.write(state, POEG_ADDRESS, validator, SLASHED.read(state, POEG_ADDRESS, validator) + amount)
-    SLASHED_TOTAL.write(state, POEG_ADDRESS, SLASHED_TOTAL.read(state, POEG_ADDRESS) + amount)
-    count = PENALTY_COUNT.read(state, POEG_ADDRESS)
-    PENALTIES.write(state, POEG_ADDRESS, count, {"number": number, "validator": validator.to_checksum(),
-                                                  "reason": reason, "amount": amount})
-    PENALTY_COUNT.write(state, POEG_ADDRESS, count + 1)
-    return amount
-
-
-def penalties(state: State, limit: int = 64) -> list[dict]:
-    """The latest `limit` penalties, newest last."""
-    count = PENALTY_COUNT.read(state, POEG_ADDRESS)
-    return [PENALTIES.read(state, POEG_ADDRESS, k) for k in range(max(count - limit, 0), count)]

@@ -2,7 +2,7 @@
 
 * SETTLE ‖ settlement: the slot's settlement, only as its producer's last transaction in a
   block (`settlement.encode`); checked strictly, a wrong one invalidates the block.
-* EVIDENCE ‖ RLP[header_a, header_b]: two headers at one height sealed by one validator.
+* EVIDENCE ‖ RLP[header_a, header_b] (`consensus.scored`): two headers at one height sealed by one validator.
 * CHALLENGE ‖ RLP[slot, a, b, certificate]: coalitions a and b of the last settlement, merged
   with the certified plan of their union, leave no member's proof score lower and the total
   higher: the partition was not stable (Definitions 2–4), so its producer is slashed.
@@ -15,17 +15,16 @@ from typing import TYPE_CHECKING
 
 import rlp
 
-from consensus.engine import recover_sealer
 from consensus.poeg import certificate as lp
 from consensus.poeg import ledger
 from consensus.poeg.ledger import POEG_ADDRESS
 from consensus.poeg.settlement import plan_of
+from consensus.scored import ClaimError
 from consensus.rules.coalition_lp import coalition_instance
 from consensus.rules.community import Community
 from consensus.rules.line_loss import IntLosses
 from consensus.rules.poeg import member_savings, singleton_score
-from vm.blocks import Header, InvalidBlock
-from vm.codec import MalformedRLP, fields, uint
+from vm.codec import fields, uint
 from vm.codec import decode as rlp_decode
 from vm.state import State
 from vm.types import Address
@@ -33,16 +32,8 @@ from vm.types import Address
 if TYPE_CHECKING:
     from consensus.poeg.engine import ProofOfEnergyGeneration
 
-SETTLE, EVIDENCE, CHALLENGE = b"\x01", b"\x02", b"\x03"
-
-
-class ClaimError(ValueError):
-    """Evidence or a challenge that does not hold."""
-
-
-def evidence(header_a: Header, header_b: Header) -> bytes:
-
-    return EVIDENCE + rlp.encode([header_a.encode(), header_b.encode()])
+SETTLE, CHALLENGE = b"\x01", b"\x03"
+"""0x02 is the skeleton's equivocation evidence (`consensus.scored.EVIDENCE`)."""
 
 
 def challenge(slot: int, first: int, second: int, certificate: lp.Certificate) -> bytes:
@@ -51,33 +42,10 @@ def challenge(slot: int, first: int, second: int, certificate: lp.Certificate) -
 
 
 def apply_claim(engine: "ProofOfEnergyGeneration", state: State, data: bytes) -> tuple[Address, str]:
-    """Check evidence or a challenge and mark it used; returns (offender, reason) to slash."""
-    kind, body = data[:1], data[1:]
-    try:
-        if kind == EVIDENCE:
-            return _equivocation(engine, state, body)
-        if kind == CHALLENGE:
-            return _instability(engine, state, body)
-    except MalformedRLP as error:
-        raise ClaimError(f"malformed claim: {error}") from None
-    raise ClaimError(f"unknown message kind 0x{kind.hex()}")
-
-
-def _equivocation(engine: "ProofOfEnergyGeneration", state: State, body: bytes) -> tuple[Address, str]:
-    raw_a, raw_b = fields(rlp_decode(body, max_depth=2), 2, "evidence")
-    try:
-        a, b = Header.decode(raw_a), Header.decode(raw_b)
-        sealer_a, sealer_b = recover_sealer(a, engine.name), recover_sealer(b, engine.name)
-    except (InvalidBlock, ValueError, TypeError) as error:
-        raise ClaimError(f"evidence header: {error}") from None
-    if a.number != b.number or a.hash == b.hash:
-        raise ClaimError("evidence must be two different headers at one height")
-    if sealer_a != sealer_b or sealer_a not in engine.config.validators:
-        raise ClaimError("evidence headers are not sealed by one validator")
-    if ledger.EQUIVOCATED.read(state, POEG_ADDRESS, sealer_a, a.number):
-        raise ClaimError(f"equivocation at height {a.number} was already punished")
-    ledger.EQUIVOCATED.write(state, POEG_ADDRESS, sealer_a, a.number, True)
-    return sealer_a, f"equivocation at height {a.number}"
+    """Check a challenge and mark it used; returns (offender, reason) to slash."""
+    if data[:1] == CHALLENGE:
+        return _instability(engine, state, data[1:])
+    raise ClaimError(f"unknown message kind 0x{data[:1].hex()}")
 
 
 def _instability(engine: "ProofOfEnergyGeneration", state: State, body: bytes) -> tuple[Address, str]:

@@ -18,6 +18,7 @@ from consensus.poeg import certificate as lp
 from consensus.poeg import ledger, messages, settlement
 from consensus.poeg.ledger import POEG_ADDRESS
 from consensus.rules.coalition_lp import coalition_instance
+from consensus.scored import evidence
 from genesis.config import Genesis
 from genesis.devnet import dev_accounts, poeg_genesis_document
 from market.contracts.addresses import METERS
@@ -50,7 +51,7 @@ class Net:
         self.rng = random.Random(7)
 
     def order(self) -> tuple[Address, ...]:
-        return ledger.schedule(self.chain.state())
+        return self.chain.engine.schedule(self.chain.state())
 
     def signer(self, position: int = 0) -> Signer:
         return next(v for v in VALIDATORS if v.address == self.order()[position])
@@ -208,13 +209,13 @@ def test_a_silent_producer_is_replaced_by_its_fallback_slashed_and_its_reward_wi
     assert record.miner is not None and record.shares
     silent, fallback = net.order()[0], net.order()[1]
     before = earned(net.follower.state())
-    timeout = net.chain.engine.config.timeout
+    timeout = net.chain.engine.set.timeout
     block = net.block(position=1, delay=timeout)
     assert block.header.producer == fallback and net.follower.head.hash == block.hash
     state = net.follower.state()
-    assert ledger.STAKE.read(state, POEG_ADDRESS, silent) == 0
-    assert ledger.penalties(state)[-1]["reason"] == "silent producer"
-    assert ledger.schedule(state)[0] == fallback and ledger.schedule(state)[-1] == silent
+    assert net.follower.engine.stake(state, silent) == 0
+    assert net.follower.engine.penalties(state)[-1]["reason"] == "silent producer"
+    assert net.follower.engine.schedule(state)[0] == fallback and net.follower.engine.schedule(state)[-1] == silent
     withheld = sum(share for _, share in record.shares)
     assert ledger.read_record(state).withheld and earned(state) == before - withheld
     assert ledger.WITHHELD_TOTAL.read(state, POEG_ADDRESS) == withheld
@@ -230,14 +231,14 @@ def test_equivocation_evidence_slashes_once(tmp_path):
     other = dataclasses.replace(other, timestamp=other.timestamp + 1)
     twin = other.with_seal(producer.sign(other.seal_hash))
     poster = ACCOUNTS[1]
-    data = messages.evidence(first.header, twin)
+    data = evidence(first.header, twin)
     base_fee = net.chain.environment(net.chain.head, 0, producer.address).base_fee
     txs = [decode_transaction(sign_legacy(net.chain.chain_id, n, 2 * base_fee, 200_000, POEG_ADDRESS, 0, data,
                                           poster.private_key)) for n in (0, 1)]
     net.block(txs)
     state = net.follower.state()
-    assert ledger.STAKE.read(state, POEG_ADDRESS, producer.address) == 0
-    reasons = [p["reason"] for p in ledger.penalties(state)]
+    assert net.follower.engine.stake(state, producer.address) == 0
+    reasons = [p["reason"] for p in net.follower.engine.penalties(state)]
     assert reasons == [f"equivocation at height {first.header.number}"]  # the second posting changes nothing
 
 
@@ -266,6 +267,6 @@ def test_a_stability_challenge_slashes_the_settling_producer(tmp_path):
                                         messages.challenge(record.slot, a, b, cert), poster.private_key))
     net.block([tx])
     state = net.follower.state()
-    assert ledger.STAKE.read(state, POEG_ADDRESS, block.header.producer) == 0
-    assert ledger.penalties(state)[-1]["reason"].startswith(f"unstable settlement of slot {record.slot}")
+    assert net.follower.engine.stake(state, block.header.producer) == 0
+    assert net.follower.engine.penalties(state)[-1]["reason"].startswith(f"unstable settlement of slot {record.slot}")
     assert ledger.read_record(state).challenged
