@@ -21,7 +21,7 @@ from typing import Callable
 from cli.errors import CommandError
 from consensus.engine import Signer
 from genesis.config import Genesis
-from genesis.devnet import devnet_genesis_document, poeg_genesis_document
+from genesis.devnet import devnet_genesis_document, poeg_genesis_document, posoc_genesis_document
 from node.datadir import DataDir, write_secret
 from node.p2p.identity import load_or_create_identity
 from node.rpc.server import DEFAULT_APIS
@@ -39,7 +39,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--nodes", type=int, default=None,
                         help="number of nodes (default 4, or one per --hashrates entry)")
     parser.add_argument("--dir", required=True, type=Path, help="directory for the nodes' data dirs")
-    parser.add_argument("--engine", default="poa", choices=["poa", "pow", "poeg"], help="consensus engine (default poa)")
+    parser.add_argument("--engine", default="poa", choices=["poa", "pow", "poeg", "posoc"],
+                        help="consensus engine (default poa)")
     parser.add_argument("--block-time", type=int, default=None,
                         help="target seconds between blocks (default 1 for poa, 2 for pow)")
     parser.add_argument("--hashrates", metavar="H1,H2,…",
@@ -50,6 +51,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                         help="poeg: devnet accounts #1..#N are the prosumers (default 19, at most 19)")
     parser.add_argument("--slot-seconds", type=int, default=10,
                         help="poeg: the meters' settlement slot in seconds (default 10)")
+    parser.add_argument("--evs", type=int, default=10,
+                        help="posoc: devnet accounts #1..#N are EVs with chargers (default 10, at most 19)")
+    parser.add_argument("--hour-seconds", type=int, default=10,
+                        help="posoc: seconds in one charger-report hour (default 10: a 24-hour window is 4 min)")
     parser.set_defaults(func=run_localnet)
 
 
@@ -136,6 +141,11 @@ def run_localnet(args: argparse.Namespace) -> int:
             raise CommandError("--prosumers takes 1..19 and --slot-seconds a positive number")
         document_for = lambda validators: poeg_genesis_document(  # noqa: E731
             validators, prosumers=args.prosumers, slot_seconds=args.slot_seconds)
+    if args.engine == "posoc":
+        if not 1 <= args.evs <= 19 or args.hour_seconds < 1:
+            raise CommandError("--evs takes 1..19 and --hour-seconds a positive number")
+        document_for = lambda validators: posoc_genesis_document(  # noqa: E731
+            validators, evs=args.evs, hour_seconds=args.hour_seconds)
     args.dir.mkdir(parents=True, exist_ok=True)
     datadirs = prepare_localnet(args.dir, args.nodes, block_time, consensus, document_for)
     peer_ids = [load_or_create_identity(d.root).peer_id for d in datadirs]

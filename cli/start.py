@@ -94,7 +94,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     start.add_argument("--no-p2p", action="store_true", help="run without networking (a lone devnet)")
     start.add_argument("--signer-key", type=Path, metavar="FILE",
                        help="hex private key file this node seals blocks with (default DATADIR/signer.key if present)")
-    start.add_argument("--engine", choices=["poa", "pow", "poeg"], default="poa",
+    start.add_argument("--engine", choices=["poa", "pow", "poeg", "posoc"], default="poa",
                        help="consensus engine of a new devnet (default poa; ignored once a data dir is initialised)")
     start.add_argument("--hashrate", type=int, default=DEFAULT_HASHRATE, metavar="H",
                        help=f"PoW: hashes per second this node may spend mining (default {DEFAULT_HASHRATE})")

@@ -66,6 +66,11 @@ class EngineServices:
     """The meters' slot length: the settlement slot of score-based engines."""
     partition: Callable[..., Sequence[Sequence[int]]] | None = None
     """The producer's coalition search (floats and a solver allowed; validators never run it)."""
+    ev_report: Callable[[State, Address, int], tuple[int, int, int, bool, int, int] | None] | None = None
+    """An EV's charger report for an hour: (charged Wh, discharged Wh, SOC ppm, departing,
+    capacity Wh, SOC limit ppm), or None."""
+    hour_seconds: int | None = None
+    """The chargers' hour length (PoSOC's hourly scores)."""
 
 
 def recover_sealer(header: Header, engine: str) -> Address:

@@ -10,10 +10,16 @@ def _poeg(params: dict, block_time: int, services: EngineServices) -> Engine:
     return ProofOfEnergyGeneration(PoEGConfig.from_params(params, block_time), services)
 
 
+def _posoc(params: dict, block_time: int, services: EngineServices) -> Engine:
+    from consensus.posoc.engine import PoSOCConfig, ProofOfStateOfCharge
+    return ProofOfStateOfCharge(PoSOCConfig.from_params(params, block_time), services)
+
+
 ENGINES = {
     "poa": lambda params, block_time, services: ProofOfAuthority(PoAConfig.from_params(params, block_time)),
     "pow": lambda params, block_time, services: ProofOfWork(PoWConfig.from_params(params, block_time)),
     "poeg": _poeg,
+    "posoc": _posoc,
 }
 
 

@@ -17,7 +17,8 @@ could predict the draw could grind its own hash.
 
 Penalties (thesis 3.24). A block sealed by the k-th in the order slashes the k before it
 (`slashPpm` of their stake, recorded with the reason) and moves them to the end of the order;
-`on_silent` lets the engine withhold their reward. Two headers at one height sealed by one
+`on_silent` lets the engine withhold their reward. Block 1 slashes nobody: before the chain has
+started there is no turn to miss, and nodes boot at their own pace. Two headers at one height sealed by one
 validator, posted to the engine's address as EVIDENCE ‖ RLP[header, header] by anyone, slash
 once. Stakes are elecoins the genesis bonds at the engine's address; a slash marks them forfeit
 but leaves them there, so the total supply never changes.
@@ -226,7 +227,8 @@ class ScoredEngine(Engine):
                  receipts: tuple[Receipt, ...]) -> None:
         """Slash the silent, apply claims sent to the engine's address, then the engine's own work."""
         order = _addresses(header.extra_data)
-        self._slash_silent(state, header, order[:order.index(header.producer)])
+        if header.number > 1:  # the chain's start is no turn anyone could miss: nodes boot at their own pace
+            self._slash_silent(state, header, order[:order.index(header.producer)])
         own = self.own_transaction(header, transactions)
         for tx, receipt in zip(transactions, receipts):
             if tx.to == self.address and receipt.succeeded and tx is not own:
@@ -280,20 +282,24 @@ class ScoredEngine(Engine):
             ancestor = chain.header_by_hash(ancestor.parent_hash)
         return keccak256(ancestor.hash + label.to_bytes(32, "big"))
 
-    def draw_order(self, state: State, candidates: Sequence[tuple[Address, int]], seed: bytes) -> list[Address]:
-        """The producer order from weighted candidates (validator, score) — a coalition or an EV
-        each: repeated WRS draws over the candidates whose validator has stake, each excluding the
-        drawn validator's; then the staked validators not drawn, shuffled; then the unstaked."""
-        staked = [v for v in self.set.validators if self.stake(state, v) > 0]
+    def draws(self, state: State, candidates: Sequence[tuple[Address, int]], seed: bytes) -> list[int]:
+        """Repeated WRS draws (eqs. 3.16, 4.18) over weighted candidates (validator, score) — a
+        coalition or an EV each — whose validator has stake, each draw excluding the drawn
+        validator's candidates: the indices drawn, in order."""
+        staked = {v for v in self.set.validators if self.stake(state, v) > 0}
         weights = [w if owner in staked else 0 for owner, w in candidates]
-        order: list[Address] = []
-        draw = 0
+        drawn: list[int] = []
         while any(weights):
-            chosen = candidates[weighted_choice(weights, derive_seed(seed, draw))][0]
-            draw += 1
-            order.append(chosen)
-            weights = [0 if candidates[k][0] == chosen else w for k, w in enumerate(weights)]
-        rest = [v for v in staked if v not in order]
+            index = weighted_choice(weights, derive_seed(seed, len(drawn)))
+            drawn.append(index)
+            weights = [0 if candidates[k][0] == candidates[index][0] else w for k, w in enumerate(weights)]
+        return drawn
+
+    def draw_order(self, state: State, candidates: Sequence[tuple[Address, int]], seed: bytes) -> list[Address]:
+        """The producer order: the drawn candidates' validators (`draws`), then the staked
+        validators not drawn, shuffled; then the unstaked."""
+        order = [candidates[k][0] for k in self.draws(state, candidates, seed)]
+        rest = [v for v in self.set.validators if self.stake(state, v) > 0 and v not in order]
         order.extend(rest[k] for k in shuffled(len(rest), derive_seed(seed, 1 << 32)))
         order.extend(v for v in self.set.validators if v not in order)
         return order

@@ -5,7 +5,7 @@ address is checked, and every mistake is reported with the field that holds it."
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from functools import cached_property
@@ -118,17 +118,29 @@ class Genesis:
 
     def engine_services(self) -> EngineServices:
         """What score-based engines read from the market: the Meters contract's readings and
-        slot length, and the producer's merge-and-split search."""
+        slot length, the EV chargers' reports and hour length, and the producer's
+        merge-and-split search."""
+        services = EngineServices(partition=_merge_and_split)
         meters = self.contracts.by_name("Meters")
-        if meters is None or meters.address is None:
-            return EngineServices(partition=_merge_and_split)
-        from market.contracts.meters import Meters
+        if meters is not None and meters.address is not None:
+            from market.contracts.meters import Meters
 
-        def reading(state: State, prosumer: Address, slot: int) -> tuple[int, int] | None:
-            posted = Meters.reading_at(state, meters.address, prosumer, slot)
-            return None if posted is None else (posted.generation_wh, posted.consumption_wh)
+            def reading(state: State, prosumer: Address, slot: int) -> tuple[int, int] | None:
+                posted = Meters.reading_at(state, meters.address, prosumer, slot)
+                return None if posted is None else (posted.generation_wh, posted.consumption_wh)
 
-        return EngineServices(reading, meters.params["slotSeconds"], _merge_and_split)
+            services = replace(services, reading=reading, slot_seconds=meters.params["slotSeconds"])
+        chargers = self.contracts.by_name("EVChargers")
+        if chargers is not None and chargers.address is not None:
+            from market.contracts.ev_chargers import EVChargers
+
+            def ev_report(state: State, ev: Address, hour: int) -> tuple[int, int, int, bool, int, int] | None:
+                r = EVChargers.report_at(state, chargers.address, ev, hour)
+                return None if r is None else (r.charged_wh, r.discharged_wh, r.soc_ppm, r.departing,
+                                               r.capacity_wh, r.soc_max_ppm)
+
+            services = replace(services, ev_report=ev_report, hour_seconds=chargers.params["hourSeconds"])
+        return services
 
     @cached_property
     def contracts(self) -> ContractTable:

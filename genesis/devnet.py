@@ -47,6 +47,8 @@ def devnet_genesis_document(signer: Address, engine: str = "poa") -> dict:
     only PoEG validator."""
     if engine == "poeg":
         return poeg_genesis_document([signer], slot_seconds=POEG_DEVNET_SLOT_SECONDS)
+    if engine == "posoc":
+        return posoc_genesis_document([signer])
     document = json.loads(resources.files("genesis").joinpath("devnet.json").read_text())
     if engine == "pow":
         document["consensus"] = dict(POW_DEVNET_CONSENSUS)
@@ -125,6 +127,42 @@ def poeg_live_genesis_document(validators: list[Address], prosumers: int, slot_s
         "prosumers": [{"address": p.address.to_checksum(), "x": community.x_m[k], "y": community.y_m[k],
                        "validator": validators[k % len(validators)].to_checksum()} for k, (p, _) in enumerate(pairs)],
         "timeout": timeout,
+    }
+    for validator in validators:
+        document["accounts"].setdefault(validator.to_checksum(), {"balance": str(10**22), "role": "edge_server",
+                                                                  "name": "validator"})
+    return document
+
+
+EV_CAPACITY_WH = 42_000
+"""Table 4.1's Toyota RAV4 battery."""
+EV_SOC_MAX_PPM = 800_000
+
+
+def posoc_genesis_document(validators: list[Address], evs: int = 10, hour_seconds: int = 10,
+                           window_hours: int = 24, stake: int = 10**21, timeout: int = 2) -> dict:
+    """The devnet under proof of state of charge: `validators` produce (each funded and bonding
+    `stake`); the last `evs` of devnet accounts #1..#19 are EVs (Table 4.1's 42 kWh battery, SOC
+    ≤ 80 %), bonded round-robin, their meter oracles their chargers, reporting every `hour_seconds`;
+    the accounts before them stay prosumers."""
+    if not 1 <= evs < DEVNET_ACCOUNTS:
+        raise ValueError(f"the devnet has {DEVNET_ACCOUNTS - 1} accounts that can be EVs")
+    document = devnet_genesis_document(validators[0], "poa")
+    accounts = dev_accounts(DEVNET_KEYS)
+    names = list(document["accounts"])
+    first = DEVNET_ACCOUNTS - evs
+    chargers = {}
+    for k in range(first, DEVNET_ACCOUNTS):
+        ev, charger = accounts[k].address.to_checksum(), accounts[DEVNET_ACCOUNTS + k - 1].address.to_checksum()
+        document["accounts"][names[k]]["role"] = "ev"
+        chargers[ev] = {"charger": charger, "capacityWh": EV_CAPACITY_WH, "socMaxPpm": EV_SOC_MAX_PPM}
+    document["contracts"]["EVChargers"] = {"params": {"hourSeconds": hour_seconds, "evs": chargers}}
+    document["consensus"] = {
+        "engine": "posoc",
+        "validators": [{"address": v.to_checksum(), "stake": str(stake)} for v in validators],
+        "evs": [{"address": accounts[k].address.to_checksum(),
+                 "validator": validators[k % len(validators)].to_checksum()} for k in range(first, DEVNET_ACCOUNTS)],
+        "windowHours": window_hours, "timeout": timeout,
     }
     for validator in validators:
         document["accounts"].setdefault(validator.to_checksum(), {"balance": str(10**22), "role": "edge_server",

@@ -23,7 +23,7 @@ def node_factory(tmp_path):
             node.kill()
 
 
-@pytest.fixture(scope="module", params=["poa", "pow", "poeg"])
+@pytest.fixture(scope="module", params=["poa", "pow", "poeg", "posoc"])
 def devnet(request, tmp_path_factory):
     """One devnet node shared by a module's tests, once under each consensus engine."""
     node = NodeProcess(tmp_path_factory.mktemp(f"devnet-{request.param}"), ("--engine", request.param)).start()

@@ -14,4 +14,5 @@ CATALOG: dict[str, str] = {
     "EnglishAuction": "market.contracts.auction:EnglishAuction",
     "AuctionFactory": "market.contracts.auction_factory:AuctionFactory",
     "DoubleAuction": "market.contracts.double_auction:DoubleAuction",
+    "EVChargers": "market.contracts.ev_chargers:EVChargers",
 }

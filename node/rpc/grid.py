@@ -148,9 +148,17 @@ class GridApi:
         """Proof of energy generation's view at the head: the slot, the producer drawn and its
         fallback order, stakes, EPOS stakes, slashes, every prosumer's score and reward credits,
         and the last settlement's coalitions and shares."""
+        return self._engine_view("poeg")
+
+    def grid_posoc(self) -> dict:
+        """Proof of state of charge's view at the head: the window and hour, the mLAG drawn for
+        the window and the producer order, stakes, slashes and every EV's last window score."""
+        return self._engine_view("posoc")
+
+    def _engine_view(self, name: str) -> dict:
         view = self.chain.engine.status(self.chain, self.chain.state())
-        if view is None:
-            raise invalid_params(f"this chain runs {self.chain.engine.name}, not poeg: grid_poeg has nothing to show")
+        if view is None or view["engine"] != name:
+            raise invalid_params(f"this chain runs {self.chain.engine.name}, not {name}: grid_{name} has nothing to show")
         return view
 
     def grid_contracts(self) -> dict:

@@ -8,80 +8,43 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import time
 
 import pytest
-from eth_account import Account
 
-from consensus.engine import Signer
 from consensus.poeg import certificate as lp
 from consensus.poeg import ledger, messages, settlement
 from consensus.poeg.ledger import POEG_ADDRESS
 from consensus.rules.coalition_lp import coalition_instance
 from consensus.scored import evidence
-from genesis.config import Genesis
+from scored_net import VALIDATORS, ScoredNet
 from genesis.devnet import dev_accounts, poeg_genesis_document
 from market.contracts.addresses import METERS
-from node.chain import Chain
-from node.mempool import Mempool
-from node.producer import produce_block
-from node.store import Store
 from vm.blocks import InvalidBlock
 from vm.native.contract import encode_call
 from vm.transactions import decode_transaction, sign_legacy
-from vm.types import Address
 
 SLOT = 10
-VALIDATORS = [Signer(bytes([k + 1]) * 32) for k in range(3)]
 ACCOUNTS = dev_accounts(40)
 PROSUMERS = 12
 POST_READING = "postReading(address,uint64,uint256,uint256,uint256)"
 
 
-class Net:
-    """A producing chain and a follower that imports every block it makes."""
+class Net(ScoredNet):
+    """A PoEG producer and a follower, twelve prosumers with meter oracles."""
 
     def __init__(self, tmp_path, partition=None) -> None:
-        genesis = Genesis.from_json(poeg_genesis_document([v.address for v in VALIDATORS], PROSUMERS, SLOT))
-        self.chain = Chain(Store(str(tmp_path / "producer")), genesis, genesis.create_engine())
-        self.follower = Chain(Store(str(tmp_path / "follower")), genesis, genesis.create_engine())
+        super().__init__(tmp_path, poeg_genesis_document([v.address for v in VALIDATORS], PROSUMERS, SLOT), SLOT)
         if partition is not None:
             self.chain.engine.services = dataclasses.replace(self.chain.engine.services, partition=partition)
-        self.time = (int(time.time()) - 3000) // SLOT * SLOT + 1
         self.rng = random.Random(7)
-
-    def order(self) -> tuple[Address, ...]:
-        return self.chain.engine.schedule(self.chain.state())
-
-    def signer(self, position: int = 0) -> Signer:
-        return next(v for v in VALIDATORS if v.address == self.order()[position])
-
-    def block(self, txs=(), position: int = 0, delay: int = 0, follow: bool = True):
-        """The block the validator at `position` of the order makes `delay` s late, imported by the follower."""
-        self.time += 1 + delay
-        mempool = Mempool(self.chain.chain_id, self.chain.genesis.gas_limit)
-        base_fee = self.chain.environment(self.chain.head, 0, VALIDATORS[0].address).base_fee
-        for tx in txs:
-            mempool.add(tx, self.chain.state(), base_fee)
-        block = produce_block(self.chain, mempool, self.signer(position), self.time).block
-        if follow:
-            self.follower.import_block(block)
-        return block
 
     def readings(self):
         """Every prosumer's reading for the current slot, signed by its meter oracle."""
         slot = (self.time + 1) // SLOT
-        base_fee = self.chain.environment(self.chain.head, 0, VALIDATORS[0].address).base_fee
-        txs = []
-        for k in range(PROSUMERS):
-            oracle = Account.from_key(ACCOUNTS[20 + k].private_key)
-            nonce = self.chain.state().get_account(Address.from_hex(oracle.address)).nonce
-            data = encode_call(POST_READING, [ACCOUNTS[k + 1].address.to_checksum(), slot,
-                                              self.rng.randint(0, 4000), self.rng.randint(0, 4000), 0])
-            txs.append(decode_transaction(bytes(oracle.sign_transaction({
-                "type": 2, "chainId": self.chain.chain_id, "nonce": nonce, "to": METERS.to_checksum(), "value": 0,
-                "data": data, "gas": 300_000, "maxFeePerGas": 2 * base_fee, "maxPriorityFeePerGas": 1}).raw_transaction)))
-        return txs
+        return [self.call(ACCOUNTS[20 + k].private_key, METERS,
+                          encode_call(POST_READING, [ACCOUNTS[k + 1].address.to_checksum(), slot,
+                                                     self.rng.randint(0, 4000), self.rng.randint(0, 4000), 0]))
+                for k in range(PROSUMERS)]
 
     def run_to_slot_end(self) -> None:
         """Post readings, then make blocks until the next one is due to settle the slot."""
@@ -232,7 +195,7 @@ def test_equivocation_evidence_slashes_once(tmp_path):
     twin = other.with_seal(producer.sign(other.seal_hash))
     poster = ACCOUNTS[1]
     data = evidence(first.header, twin)
-    base_fee = net.chain.environment(net.chain.head, 0, producer.address).base_fee
+    base_fee = net.base_fee()
     txs = [decode_transaction(sign_legacy(net.chain.chain_id, n, 2 * base_fee, 200_000, POEG_ADDRESS, 0, data,
                                           poster.private_key)) for n in (0, 1)]
     net.block(txs)
@@ -262,7 +225,7 @@ def test_a_stability_challenge_slashes_the_settling_producer(tmp_path):
     assert found, "the synthetic readings have a profitable pair"
     a, b, cert = found
     poster = ACCOUNTS[1]
-    base_fee = net.chain.environment(net.chain.head, 0, VALIDATORS[0].address).base_fee
+    base_fee = net.base_fee()
     tx = decode_transaction(sign_legacy(net.chain.chain_id, 0, 2 * base_fee, 300_000, POEG_ADDRESS, 0,
                                         messages.challenge(record.slot, a, b, cert), poster.private_key))
     net.block([tx])

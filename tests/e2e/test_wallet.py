@@ -97,7 +97,7 @@ def test_chain_views(w3):
     assert w3.eth.get_block(latest.hash).number == latest.number
     assert w3.eth.get_block(latest.number).parentHash == w3.eth.get_block(latest.number - 1).hash
     info = w3.provider.make_request("grid_nodeInfo", [])["result"]
-    assert info["chainId"] == 1337 and info["consensus"]["engine"] in ("poa", "pow", "poeg")
+    assert info["chainId"] == 1337 and info["consensus"]["engine"] in ("poa", "pow", "poeg", "posoc")
     assert w3.eth.accounts == []
 
 

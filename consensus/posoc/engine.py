@@ -1,0 +1,163 @@
+"""Proof of state of charge (thesis ch. 4) as the chain's consensus: EVs' scores from their
+chargers' hourly reports choose who produces each window.
+
+Scores. Every hour each EV's charger reports the energy charged and discharged, the SOC at the
+end of the hour and whether the EV departed (the `EVChargers` contract; the genesis hands this
+engine its reader). An EV's hourly proof score is eq. 4.1 in integers (`rules.posoc.hour_score_int`):
+δ·(𝒟 − 𝒞) with δ the hour's price factor from the genesis tariff (eqs. 4.2–4.4), plus the
+battery room left at departure; its window score is the sum over the window's hours (4.17).
+Every validator computes them from the reports on chain, so there is nothing for a producer to
+propose or inflate: a block producer gets them wrong only by producing out of turn, which the
+skeleton rejects.
+
+The mLAG. At the first block of a new window the engine draws the next window's miner-aggregator
+(eq. 4.18) by weighted random sampling over the ended window's scores, each EV weighing
+max(score, 0) + 1 Wh (`rules.posoc.choose_aggregator`'s floor: a charging EV keeps a chance, as
+Algorithm 2 intends). EVs delegate to validators (genesis): the drawn EV's validator produces the
+window's blocks, its fallbacks are the next draws with that validator excluded, and a silent one
+is slashed — the skeleton shared with PoEG (`consensus.scored`). One window is drawn per block, so
+a chain that was down catches up one window a block.
+
+Tariff. The default is Table 4.1's mean prices (6.8, 10.0, 12.9 ¢/kWh): δ_mid = 0.47, δ_on = 0.90.
+§4.4.1's prices give δ_on > 1, which breaks eq. 4.2 (0 ≤ δ ≤ 1); with such a tariff
+`price_factor_ppm` clamps δ to 1, the reading the simulation keeps too.
+
+Not here yet (issue 12): the V2V market through the double auction, federated learning
+aggregated by the mLAG, and the mining fee with confiscation (eq. 4.20).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from consensus.engine import ChainReader, EngineServices
+from consensus.rules.posoc import band, hour_score_int, price_factor_ppm
+from consensus.scored import SLASHED, ScoredEngine, ValidatorSet, integer
+from vm.blocks import Header
+from vm.native.storage import Mapping, Value
+from vm.state import State
+from vm.types import Address
+
+POSOC_ADDRESS = Address(bytes.fromhex("6772696400000000000000000000000000000004"))  # "grid" ‖ 4
+MAX_EVS = 1024
+NEXT_WINDOW = Value(b"posoc.nextWindow", "uint64")
+"""The first window whose mLAG draw is not made; 0 until the first block starts the count."""
+WINDOW_SCORE = Mapping(b"posoc.windowScore", "int256")
+"""EV → its score over the last drawn window (Wh; charging can make it negative)."""
+MLAG = Mapping(b"posoc.mlag", "address")
+"""Window → the EV drawn as its miner-aggregator."""
+DRAWN_WINDOW = Value(b"posoc.drawnWindow", "uint64")
+
+
+@dataclass(frozen=True)
+class EVBond:
+    address: Address
+    validator: Address
+
+
+@dataclass(frozen=True)
+class PoSOCConfig:
+    set: ValidatorSet
+    evs: tuple[EVBond, ...]
+    window_hours: int = 24
+    tariff: tuple[int, int, int] = (68, 100, 129)
+    """Off-, mid- and on-peak prices per kWh: Table 4.1's means in tenths of a cent (6.8, 10.0, 12.9 ¢)."""
+
+    @classmethod
+    def from_params(cls, params: dict, block_time: int) -> "PoSOCConfig":
+        known = {*ValidatorSet.KEYS, "evs", "windowHours", "tariff"}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"posoc: unknown params {unknown}; known: {sorted(known)}")
+        validator_set = ValidatorSet.from_params(params, block_time)
+        validators = validator_set.validators
+        raw = params.get("evs", [])
+        if not isinstance(raw, list) or len(raw) > MAX_EVS:
+            raise ValueError(f"consensus.evs must list at most {MAX_EVS} {{address, validator}} entries")
+        evs = []
+        for k, entry in enumerate(raw):
+            if not isinstance(entry, dict):
+                raise ValueError(f"consensus.evs[{k}] must be an object {{address, validator}}")
+            validator = Address.from_hex(entry.get("validator", validators[k % len(validators)].to_checksum()))
+            if validator not in validators:
+                raise ValueError(f"consensus.evs[{k}].validator is not a validator")
+            evs.append(EVBond(Address.from_hex(entry.get("address")), validator))
+        if len({e.address for e in evs}) != len(evs):
+            raise ValueError("consensus.evs lists an EV twice")
+        tariff = params.get("tariff", {"off": 68, "mid": 100, "on": 129})
+        if not isinstance(tariff, dict) or set(tariff) != {"off", "mid", "on"}:
+            raise ValueError("consensus.tariff takes off, mid and on (prices per kWh, integers)")
+        prices = tuple(integer(tariff[b], f"consensus.tariff.{b}", minimum=1) for b in ("off", "mid", "on"))
+        hours = integer(params.get("windowHours", 24), "consensus.windowHours", minimum=1)
+        return cls(validator_set, tuple(evs), hours, prices)
+
+
+class ProofOfStateOfCharge(ScoredEngine):
+    name = "posoc"
+    address = POSOC_ADDRESS
+
+    def __init__(self, config: PoSOCConfig, services: EngineServices = EngineServices()) -> None:
+        if services.ev_report is None or services.hour_seconds is None:
+            raise ValueError("posoc reads the EV chargers: the genesis must place an EVChargers contract")
+        super().__init__(config.set)
+        self.config = config
+        self.services = services
+        self.window_seconds = services.hour_seconds * config.window_hours
+
+    def delta_ppm(self, hour: int) -> int:
+        """δ of the hour's band (eqs. 4.2–4.4), from the genesis tariff; hours count from the epoch (UTC)."""
+        off, mid, on = self.config.tariff
+        return {"off": 0, "mid": price_factor_ppm(mid, off), "on": price_factor_ppm(on, off)}[band(hour % 24)]
+
+    def window_scores(self, state: State, window: int) -> list[int]:
+        """Each EV's score over `window` (eq. 4.17): Σ of its hourly scores (4.1); an hour without a
+        report scores 0."""
+        first = window * self.config.window_hours
+        scores = []
+        for ev in self.config.evs:
+            total = 0
+            for hour in range(first, first + self.config.window_hours):
+                report = self.services.ev_report(state, ev.address, hour)
+                if report is not None:
+                    charged, discharged, soc, departing, capacity, soc_max = report
+                    total += hour_score_int(self.delta_ppm(hour), discharged, charged, soc, departing, soc_max, capacity)
+            scores.append(total)
+        return scores
+
+    def settle(self, chain: ChainReader, header: Header, state: State, own) -> None:
+        """At the first block of a new window, draw the next window's mLAG and producer order."""
+        now = header.timestamp // self.window_seconds
+        due = NEXT_WINDOW.read(state, self.address) or now
+        if due >= now:
+            NEXT_WINDOW.write(state, self.address, due)
+            return
+        scores = self.window_scores(state, due)
+        for ev, score in zip(self.config.evs, scores):
+            WINDOW_SCORE.write(state, self.address, ev.address, score)
+        if self.config.evs:
+            candidates = [(ev.validator, max(score, 0) + 1) for ev, score in zip(self.config.evs, scores)]
+            seed = self.seed(chain, chain.header_by_hash(header.parent_hash), due)
+            drawn = self.draws(state, candidates, seed)
+            if drawn:
+                MLAG.write(state, self.address, due + 1, self.config.evs[drawn[0]].address.to_checksum())
+            self.write_order(state, self.draw_order(state, candidates, seed))
+        DRAWN_WINDOW.write(state, self.address, due + 1)
+        NEXT_WINDOW.write(state, self.address, due + 1)
+
+    def status(self, chain: ChainReader, state: State) -> dict:
+        at = self.address
+        head = chain.head
+        drawn = DRAWN_WINDOW.read(state, at)
+        mlag = MLAG.read(state, at, drawn) if drawn else None
+        return {
+            "engine": self.name, "blockNumber": head.number, "hourSeconds": self.services.hour_seconds,
+            "windowHours": self.config.window_hours, "currentWindow": head.timestamp // self.window_seconds,
+            "currentHour": head.timestamp // self.services.hour_seconds,
+            "drawnWindow": drawn or None,
+            "mlag": Address.from_hex(mlag).to_checksum() if mlag and int(mlag, 16) else None,
+            **self.validator_views(state),
+            "validators": [{"address": v.to_checksum(), "stake": self.stake(state, v),
+                            "slashed": SLASHED.read(state, at, v)} for v in self.set.validators],
+            "tariff": dict(zip(("off", "mid", "on"), self.config.tariff)),
+            "evs": [{"address": ev.address.to_checksum(), "validator": ev.validator.to_checksum(),
+                     "windowScore": WINDOW_SCORE.read(state, at, ev.address)} for ev in self.config.evs],
+        }

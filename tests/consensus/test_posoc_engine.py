@@ -1,0 +1,125 @@
+"""The PoSOC engine in process: three validators, six EVs whose chargers report every (short)
+hour. At each window's end every node computes the EVs' window scores from the reports (eq. 4.17
+of eq. 4.1) and draws the next window's mLAG (4.18); its validator produces, the others follow;
+a wrong producer is rejected and a silent one replaced and slashed. The chargers' contract keeps
+one final report per EV and hour, from its charger only."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from consensus.rules.posoc import hour_score_int
+from consensus.sampling import derive_seed, weighted_choice
+from genesis.devnet import DEVNET_ACCOUNTS, dev_accounts, posoc_genesis_document
+from market.contracts.addresses import EV_CHARGERS
+from market.contracts.ev_chargers import EVChargers
+from scored_net import VALIDATORS, ScoredNet
+from vm.blocks import InvalidBlock
+from vm.native.contract import encode_call
+from vm.transition import execute_message
+
+HOUR = 5
+WINDOW_HOURS = 2
+EVS = 6
+ACCOUNTS = dev_accounts(40)
+FIRST_EV = DEVNET_ACCOUNTS - EVS
+POST_REPORT = "postReport(address,uint64,uint256,uint256,uint32,bool)"
+
+
+class Net(ScoredNet):
+    def __init__(self, tmp_path) -> None:
+        document = posoc_genesis_document([v.address for v in VALIDATORS], EVS, HOUR, WINDOW_HOURS)
+        super().__init__(tmp_path, document, HOUR * WINDOW_HOURS)
+        self.rng = random.Random(5)
+        self.reported: set[int] = set()
+
+    def reports(self, hour: int):
+        """Each EV's charger reports `hour`: charged, discharged (more for later EVs), SOC 50 %."""
+        return [self.call(ACCOUNTS[DEVNET_ACCOUNTS + k - 1].private_key, EV_CHARGERS,
+                          encode_call(POST_REPORT, [ACCOUNTS[k].address.to_checksum(), hour, self.rng.randint(0, 500),
+                                                    self.rng.randint(0, 2000) * (k - FIRST_EV + 1), 500_000,
+                                                    hour % WINDOW_HOURS == 1]))
+                for k in range(FIRST_EV, DEVNET_ACCOUNTS)]
+
+    def run_window(self) -> None:
+        """Blocks through the current window with every hour reported, up to the next window's first block."""
+        window = self.time // (HOUR * WINDOW_HOURS)
+        while (self.time + 1) // (HOUR * WINDOW_HOURS) == window:
+            hour = (self.time + 1) // HOUR
+            self.block([] if hour in self.reported else self.reports(hour))
+            self.reported.add(hour)
+        self.block()
+
+
+def test_window_scores_and_the_mlag_draw_every_node_computes(tmp_path):
+    net = Net(tmp_path)
+    engine = net.chain.engine
+    net.block()
+    for _ in range(3):
+        net.run_window()
+        state = net.follower.state()
+        assert net.follower.head.hash == net.chain.head.hash
+        view = engine.status(net.chain, state)
+        window = view["drawnWindow"] - 1
+        expected = []
+        for k in range(FIRST_EV, DEVNET_ACCOUNTS):
+            total = 0
+            for hour in range(window * WINDOW_HOURS, (window + 1) * WINDOW_HOURS):
+                report = EVChargers.report_at(state, EV_CHARGERS, ACCOUNTS[k].address, hour)
+                assert report is not None
+                total += hour_score_int(engine.delta_ppm(hour), report.discharged_wh, report.charged_wh,
+                                        report.soc_ppm, report.departing, report.soc_max_ppm, report.capacity_wh)
+            expected.append(total)
+        assert [ev["windowScore"] for ev in view["evs"]] == expected
+        head = net.chain.head  # the window's first block: it made the draw
+        seed = engine.seed(net.chain, net.chain.header_by_hash(head.parent_hash), window)
+        mlag = weighted_choice([max(score, 0) + 1 for score in expected], derive_seed(seed, 0))
+        assert view["mlag"] == ACCOUNTS[FIRST_EV + mlag].address.to_checksum()
+        assert view["producer"] == view["evs"][mlag]["validator"]  # the mLAG's validator produces the window
+        block = net.block()  # made by the mLAG's validator, and accepted by the follower
+        assert block.header.producer.to_checksum() == view["producer"] and net.follower.head.hash == block.hash
+
+
+def test_the_draw_weighs_each_ev_by_its_floored_window_score():
+    weights = [0 + 1, 5000 + 1, 0 + 1]
+    picks = [weighted_choice(weights, derive_seed(b"s" * 32, k)) for k in range(3000)]
+    assert picks.count(1) > 2900  # 5001 / 5003 of the draws
+
+
+def test_a_wrong_mlag_producer_is_rejected(tmp_path):
+    net = Net(tmp_path)
+    net.block()
+    wrong = net.block(position=1, follow=False)
+    with pytest.raises(InvalidBlock, match="wrong producer for the slot"):
+        net.follower.import_block(wrong)
+
+
+def test_a_silent_mlag_validator_is_replaced_by_its_fallback_and_slashed(tmp_path):
+    net = Net(tmp_path)
+    net.block()
+    silent, fallback = net.order()[0], net.order()[1]
+    block = net.block(position=1, delay=net.chain.engine.set.timeout)
+    assert block.header.producer == fallback and net.follower.head.hash == block.hash
+    engine, state = net.follower.engine, net.follower.state()
+    assert engine.stake(state, silent) == 0 and engine.penalties(state)[-1]["reason"] == "silent producer"
+    assert engine.schedule(state)[0] == fallback
+
+
+def test_a_charger_reports_once_per_hour_for_its_own_ev_and_not_ahead(tmp_path):
+    net = Net(tmp_path)
+    net.block()
+    state, hour = net.chain.state(), net.time // HOUR
+    env = net.chain.environment(net.chain.head, net.time, VALIDATORS[0].address)
+    ev, charger = ACCOUNTS[FIRST_EV], ACCOUNTS[DEVNET_ACCOUNTS + FIRST_EV - 1]
+
+    def post(sender, hour_, charged=100):
+        data = encode_call(POST_REPORT, [ev.address.to_checksum(), hour_, charged, 0, 400_000, False])
+        return execute_message(state, env, net.chain.contracts, sender, EV_CHARGERS, 0, data, 500_000)
+
+    assert "not the EV's charger" in post(ACCOUNTS[1].address, hour).error
+    assert "in the future" in post(charger.address, hour + 1).error
+    assert "above the battery's capacity" in post(charger.address, hour, charged=10**6).error
+    assert post(charger.address, hour).succeeded
+    assert "already reported" in post(charger.address, hour).error
+    assert EVChargers.report_at(state, EV_CHARGERS, ev.address, hour).charged_wh == 100
