@@ -151,6 +151,11 @@ class Engine(ABC):
         node on `parent` (a PoEG settlement); when any are returned the block carries only them."""
         return []
 
+    def equivocation_evidence(self, first: Header, second: Header) -> tuple[Address, bytes] | None:
+        """(to, data) of a transaction that proves `first` and `second` (one height, one producer)
+        an equivocation this engine punishes; None if it does not (PoA, PoW)."""
+        return None
+
     def status(self, chain: ChainReader, state: State) -> dict | None:
         """The engine's own view for the RPC (slot, producer order, scores, stakes), if it has one."""
         return None

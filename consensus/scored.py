@@ -271,6 +271,11 @@ class ScoredEngine(Engine):
         EQUIVOCATED.write(state, self.address, sealer_a, a.number, True)
         return sealer_a, f"equivocation at height {a.number}"
 
+    def equivocation_evidence(self, first: Header, second: Header) -> tuple[Address, bytes] | None:
+        if first.number != second.number or first.hash == second.hash or first.producer != second.producer:
+            return None
+        return (self.address, evidence(first, second)) if first.producer in self.set.validators else None
+
     # -- draws -------------------------------------------------------------------------------------
     def seed(self, chain: ChainReader, parent: Header, label: int) -> bytes:
         """keccak(hash of the block seedLag below the drawing block ‖ label), from that block's

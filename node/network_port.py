@@ -3,6 +3,7 @@ of the chain and mempool. Runs on the asyncio loop thread (the bridge sees to it
 from __future__ import annotations
 
 from node.chain import BlockRefused, Chain, ImportStatus, UnknownParent
+from node.evidence import EvidenceReporter
 from node.intake import TransactionIntake, UnregisteredSender
 from node.p2p.port import ChainStatus, ImportResult, Outcome
 from node.p2p.wire import MAX_BLOCKS_RESPONSE_BYTES
@@ -21,9 +22,11 @@ full, a sender revoked in the last blocks) can be a race between heads, not an a
 
 
 class NodeChainPort:
-    def __init__(self, chain: Chain, intake: TransactionIntake) -> None:
+    def __init__(self, chain: Chain, intake: TransactionIntake, reporter: EvidenceReporter | None = None) -> None:
         self.chain = chain
         self.intake = intake
+        self.reporter = reporter
+        """Set on a node with a signing key: reports equivocations it sees among peers' blocks."""
 
     def status(self) -> ChainStatus:
         head = self.chain.head
@@ -45,8 +48,11 @@ class NodeChainPort:
             return ImportResult(Outcome.IGNORED, str(exc), header.number)
         except InvalidBlock as exc:
             return ImportResult(Outcome.INVALID, str(exc), header.number)
-        outcome = Outcome.KNOWN if status is ImportStatus.KNOWN else Outcome.ACCEPTED
-        return ImportResult(outcome, status.value, header.number)
+        if status is ImportStatus.KNOWN:
+            return ImportResult(Outcome.KNOWN, status.value, header.number)
+        if self.reporter is not None:
+            self.reporter.check(header)
+        return ImportResult(Outcome.ACCEPTED, status.value, header.number)
 
     def add_transaction(self, raw_transaction: bytes) -> ImportResult:
         try:

@@ -17,6 +17,7 @@ from consensus.engine import SealOptions, Signer
 from genesis.config import Genesis
 from node.chain import Chain
 from node.datadir import DataDir
+from node.evidence import EvidenceReporter
 from node.intake import TransactionIntake
 from node.mempool import Mempool, MempoolLimits
 from node.network_port import NodeChainPort
@@ -119,7 +120,9 @@ class Node:
         config = P2PConfig(datadir=self.config.datadir.root, listen=self.config.listen,
                            bootnodes=self.config.bootnodes, chain_id=self.chain.chain_id,
                            genesis_hash=self.chain.genesis_block_hash())
-        self.network = P2PService(config, NodeChainPort(self.chain, self.intake), loop)
+        signer = self.config.signer
+        reporter = EvidenceReporter(self.chain, self.intake, signer) if signer else None
+        self.network = P2PService(config, NodeChainPort(self.chain, self.intake, reporter), loop)
         self.network.start()
         self.intake.announce = self.network.publish_transaction
         log.info("p2p listening", extra={"peer_id": self.network.peer_id,

@@ -16,10 +16,15 @@ from consensus.poeg import ledger, messages, settlement
 from consensus.poeg.ledger import POEG_ADDRESS
 from consensus.rules.coalition_lp import coalition_instance
 from consensus.scored import evidence
+from node.evidence import EvidenceReporter
+from node.intake import TransactionIntake
+from node.mempool import Mempool
+from node.network_port import NodeChainPort
+from node.p2p.port import Outcome
 from scored_net import VALIDATORS, ScoredNet
+from vm.blocks import Block, InvalidBlock
 from genesis.devnet import dev_accounts, poeg_genesis_document
 from market.contracts.addresses import METERS
-from vm.blocks import InvalidBlock
 from vm.native.contract import encode_call
 from vm.transactions import decode_transaction, sign_legacy
 
@@ -233,3 +238,26 @@ def test_a_stability_challenge_slashes_the_settling_producer(tmp_path):
     assert net.follower.engine.stake(state, block.header.producer) == 0
     assert net.follower.engine.penalties(state)[-1]["reason"].startswith(f"unstable settlement of slot {record.slot}")
     assert ledger.read_record(state).challenged
+
+
+def test_a_validator_that_sees_an_equivocation_sends_the_evidence_itself(tmp_path):
+    """The follower, a validator, imports a peer's two blocks at one height by one producer through
+    its network port; it sends the evidence, and the next block slashes the equivocator."""
+    net = Net(tmp_path)
+    net.block()
+    producer = net.signer()
+    first = net.block(follow=False)
+    twin = dataclasses.replace(first.header.with_seal(b""), timestamp=first.header.timestamp + 1)
+    twin = twin.with_seal(producer.sign(twin.seal_hash))
+    mempool = Mempool(net.follower.chain_id, net.follower.genesis.gas_limit)
+    intake = TransactionIntake(net.follower, mempool)
+    port = NodeChainPort(net.follower, intake, EvidenceReporter(net.follower, intake, VALIDATORS[2]))
+    for block in (first, Block(twin, first.transactions)):
+        assert port.import_block(block.encode()).outcome is Outcome.ACCEPTED
+    assert len(mempool) == 1  # the evidence, sent once
+    (evidence_tx,) = list(mempool.executable(net.follower.state(), net.base_fee()))
+    assert evidence_tx.to == POEG_ADDRESS and evidence_tx.sender == VALIDATORS[2].address
+    net.block([evidence_tx])
+    state = net.follower.state()
+    assert net.follower.engine.penalties(state)[-1]["reason"] == f"equivocation at height {first.header.number}"
+    assert net.follower.engine.stake(state, producer.address) == 0

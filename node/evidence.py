@@ -1,0 +1,62 @@
+"""Reporting equivocation: when a block from a peer makes two blocks at one height sealed by one
+producer, a node with a signing key sends the engine's evidence transaction itself, as an
+honest validator would (engines that slash for it say how: `Engine.equivocation_evidence`).
+Each pair is reported once per process; the engine punishes once per height whoever sends it."""
+from __future__ import annotations
+
+import logging
+
+from consensus.engine import Signer
+from node.chain import Chain
+from node.intake import TransactionIntake
+from vm.blocks import Header
+from vm.gas import intrinsic_gas
+from vm.transactions import InvalidTransaction, sign_legacy
+from vm.transition import TransactionRejected
+
+log = logging.getLogger("gridnode.evidence")
+
+MAX_REPORTED = 1024
+"""Pairs remembered as reported; past it the memory starts over (a repeat costs one transaction)."""
+
+
+class EvidenceReporter:
+    def __init__(self, chain: Chain, intake: TransactionIntake, signer: Signer) -> None:
+        self.chain, self.intake, self.signer = chain, intake, signer
+        self._reported: set[frozenset[bytes]] = set()
+
+    def twins(self, header: Header) -> list[Header]:
+        """Other stored blocks at `header`'s height sealed by its producer: canonical or side."""
+        hashes = {block_hash for _, block_hash, _ in self.chain.store.side_blocks(header.number, header.number)}
+        canonical = self.chain.store.canonical_hash(header.number)
+        if canonical is not None:
+            hashes.add(canonical)
+        hashes.discard(header.hash)
+        found = (self.chain.header_by_hash(h) for h in sorted(hashes))
+        return [other for other in found if other is not None and other.producer == header.producer]
+
+    def check(self, header: Header) -> None:
+        """After `header` was stored: report it with any twin, once."""
+        for twin in self.twins(header):
+            pair = frozenset((header.hash, twin.hash))
+            message = self.chain.engine.equivocation_evidence(twin, header)
+            if message is None or pair in self._reported:
+                continue
+            if len(self._reported) >= MAX_REPORTED:
+                self._reported.clear()
+            self._reported.add(pair)
+            self._send(*message, header)
+
+    def _send(self, to, data: bytes, header: Header) -> None:
+        address = self.signer.address
+        nonce = self.intake.mempool.pending_nonce(address, self.chain.state().get_account(address).nonce)
+        raw = sign_legacy(self.chain.chain_id, nonce, self.intake.next_base_fee() * 2, intrinsic_gas(data), to, 0,
+                          data, self.signer.private_key)
+        try:
+            tx, _ = self.intake.submit(raw)
+        except (InvalidTransaction, TransactionRejected) as exc:
+            log.warning("equivocation evidence not sent", extra={"number": header.number, "reason": str(exc)})
+            return
+        log.warning("equivocation: sent evidence", extra={"number": header.number,
+                                                          "producer": header.producer.to_checksum(),
+                                                          "tx": "0x" + tx.hash.hex()})
