@@ -19,11 +19,14 @@ VALIDATORS = [Signer(bytes([k + 1]) * 32) for k in range(3)]
 
 
 class ScoredNet:
-    def __init__(self, tmp_path, document: dict, align: int) -> None:
+    def __init__(self, tmp_path, document: dict, align: int, start: int | None = None) -> None:
+        """Blocks start just after a multiple of `align` seconds: `start` (a fixed past time makes
+        every block hash, and so every draw, the same on each run) or 50 minutes ago."""
         genesis = Genesis.from_json(document)
         self.chain = Chain(Store(str(tmp_path / "producer")), genesis, genesis.create_engine())
         self.follower = Chain(Store(str(tmp_path / "follower")), genesis, genesis.create_engine())
-        self.time = (int(time.time()) - 3000) // align * align + 1
+        start = int(time.time()) - 3000 if start is None else start
+        self.time = start // align * align + 1
 
     def order(self) -> tuple[Address, ...]:
         return self.chain.engine.schedule(self.chain.state())

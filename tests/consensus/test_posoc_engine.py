@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from scipy.stats import chi2
 
 from consensus.rules.posoc import hour_score_int
 from consensus.sampling import derive_seed, weighted_choice
@@ -28,25 +29,27 @@ POST_REPORT = "postReport(address,uint64,uint256,uint256,uint32,bool)"
 
 
 class Net(ScoredNet):
-    def __init__(self, tmp_path) -> None:
-        document = posoc_genesis_document([v.address for v in VALIDATORS], EVS, HOUR, WINDOW_HOURS)
-        super().__init__(tmp_path, document, HOUR * WINDOW_HOURS)
+    def __init__(self, tmp_path, start: int | None = None, hour: int = HOUR) -> None:
+        document = posoc_genesis_document([v.address for v in VALIDATORS], EVS, hour, WINDOW_HOURS)
+        super().__init__(tmp_path, document, hour * WINDOW_HOURS, start)
+        self.hour = hour
         self.rng = random.Random(5)
         self.reported: set[int] = set()
 
     def reports(self, hour: int):
-        """Each EV's charger reports `hour`: charged, discharged (more for later EVs), SOC 50 %."""
+        """Each EV's charger reports `hour`: charged, discharged (more for later EVs) and the SOC
+        (higher for later EVs, so less room left at departure: the EVs' scores differ)."""
         return [self.call(ACCOUNTS[DEVNET_ACCOUNTS + k - 1].private_key, EV_CHARGERS,
                           encode_call(POST_REPORT, [ACCOUNTS[k].address.to_checksum(), hour, self.rng.randint(0, 500),
-                                                    self.rng.randint(0, 2000) * (k - FIRST_EV + 1), 500_000,
-                                                    hour % WINDOW_HOURS == 1]))
+                                                    self.rng.randint(0, 2000) * (k - FIRST_EV + 1),
+                                                    200_000 + 100_000 * (k - FIRST_EV), hour % WINDOW_HOURS == 1]))
                 for k in range(FIRST_EV, DEVNET_ACCOUNTS)]
 
     def run_window(self) -> None:
         """Blocks through the current window with every hour reported, up to the next window's first block."""
-        window = self.time // (HOUR * WINDOW_HOURS)
-        while (self.time + 1) // (HOUR * WINDOW_HOURS) == window:
-            hour = (self.time + 1) // HOUR
+        window = self.time // (self.hour * WINDOW_HOURS)
+        while (self.time + 1) // (self.hour * WINDOW_HOURS) == window:
+            hour = (self.time + 1) // self.hour
             self.block([] if hour in self.reported else self.reports(hour))
             self.reported.add(hour)
         self.block()
@@ -123,3 +126,22 @@ def test_a_charger_reports_once_per_hour_for_its_own_ev_and_not_ahead(tmp_path):
     assert post(charger.address, hour).succeeded
     assert "already reported" in post(charger.address, hour).error
     assert EVChargers.report_at(state, EV_CHARGERS, ev.address, hour).charged_wh == 100
+
+
+def test_over_many_windows_each_evs_mlag_share_matches_its_score_share(tmp_path):
+    """Pearson's chi-square over 150 windows on a fixed clock (so the run is the same every time):
+    observed mLAG selections per EV against Σ over windows of its weight share; it passes at 1 %."""
+    net = Net(tmp_path, start=1_700_000_000, hour=1)
+    engine = net.chain.engine
+    net.block()
+    observed, expected = [0] * EVS, [0.0] * EVS
+    for _ in range(150):
+        net.run_window()
+        view = engine.status(net.chain, net.chain.state())
+        weights = [max(ev["windowScore"], 0) + 1 for ev in view["evs"]]
+        for k, weight in enumerate(weights):
+            expected[k] += weight / sum(weights)
+        observed[[ev["address"] for ev in view["evs"]].index(view["mlag"])] += 1
+    statistic = sum((o - e) ** 2 / e for o, e in zip(observed, expected))
+    assert min(expected) >= 5, "enough windows for the chi-square approximation"
+    assert statistic < chi2.ppf(0.99, EVS - 1), (observed, [round(e, 1) for e in expected], statistic)
