@@ -52,7 +52,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--slot-seconds", type=int, default=10,
                         help="poeg: the meters' settlement slot in seconds (default 10)")
     parser.add_argument("--evs", type=int, default=10,
-                        help="posoc: devnet accounts #1..#N are EVs with chargers (default 10, at most 19)")
+                        help="posoc: the last N of devnet accounts #1..#19 are EVs with chargers (default 10)")
     parser.add_argument("--hour-seconds", type=int, default=10,
                         help="posoc: seconds in one charger-report hour (default 10: a 24-hour window is 4 min)")
     parser.set_defaults(func=run_localnet)

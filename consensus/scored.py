@@ -5,8 +5,8 @@ and equivocation is evidence that slashes. The engines differ only in where the 
 
 The order. A draw over the scores (weighted random sampling, eqs. 3.16 and 4.18) picks who
 produces until the next draw; the next draw, with that validator excluded, the first fallback;
-and so on: every validator once, the staked ones the draws did not reach in a seeded shuffle,
-the unstaked last. The order is kept in state and carried in every header's extra data
+and so on: every validator once, the eligible ones (staked, and not passed over as silent by
+the drawing block) the draws did not reach in a seeded shuffle, the others last. The order is kept in state and carried in every header's extra data
 (checked against the parent's state on execution). The k-th in the order may seal k·timeout
 seconds after the first could, and fork choice weighs a block N − k, so the drawn producer's
 block wins over its fallbacks'.
@@ -226,9 +226,8 @@ class ScoredEngine(Engine):
     def finalize(self, chain: ChainReader, header: Header, state: State, transactions: tuple,
                  receipts: tuple[Receipt, ...]) -> None:
         """Slash the silent, apply claims sent to the engine's address, then the engine's own work."""
-        order = _addresses(header.extra_data)
         if header.number > 1:  # the chain's start is no turn anyone could miss: nodes boot at their own pace
-            self._slash_silent(state, header, order[:order.index(header.producer)])
+            self._slash_silent(state, header, self.skipped(header))
         own = self.own_transaction(header, transactions)
         for tx, receipt in zip(transactions, receipts):
             if tx.to == self.address and receipt.succeeded and tx is not own:
@@ -287,12 +286,24 @@ class ScoredEngine(Engine):
             ancestor = chain.header_by_hash(ancestor.parent_hash)
         return keccak256(ancestor.hash + label.to_bytes(32, "big"))
 
-    def draws(self, state: State, candidates: Sequence[tuple[Address, int]], seed: bytes) -> list[int]:
+    def eligible(self, state: State, skipped: Sequence[Address] = ()) -> set[Address]:
+        """Validators a draw may pick: staked, and not passed over as silent by the drawing block
+        (a partly slashed one keeps stake, but not this draw)."""
+        return {v for v in self.set.validators if self.stake(state, v) > 0 and v not in skipped}
+
+    @staticmethod
+    def skipped(header: Header) -> list[Address]:
+        """The validators the order in `header` put before its producer: silent for this block."""
+        order = _addresses(header.extra_data)
+        return order[:order.index(header.producer)] if header.producer in order else order
+
+    @staticmethod
+    def draws(eligible: set[Address], candidates: Sequence[tuple[Address, int]], seed: bytes) -> list[int]:
         """Repeated WRS draws (eqs. 3.16, 4.18) over weighted candidates (validator, score) — a
-        coalition or an EV each — whose validator has stake, each draw excluding the drawn
-        validator's candidates: the indices drawn, in order."""
-        staked = {v for v in self.set.validators if self.stake(state, v) > 0}
-        weights = [w if owner in staked else 0 for owner, w in candidates]
+        coalition or an EV each — whose validator is `eligible`, each draw excluding the drawn
+        validator's candidates: the indices drawn, in order. The first is `weighted_choice` over
+        the eligible weights with derive_seed(seed, 0), which is how the engines draw their miner."""
+        weights = [w if owner in eligible else 0 for owner, w in candidates]
         drawn: list[int] = []
         while any(weights):
             index = weighted_choice(weights, derive_seed(seed, len(drawn)))
@@ -300,11 +311,11 @@ class ScoredEngine(Engine):
             weights = [0 if candidates[k][0] == candidates[index][0] else w for k, w in enumerate(weights)]
         return drawn
 
-    def draw_order(self, state: State, candidates: Sequence[tuple[Address, int]], seed: bytes) -> list[Address]:
-        """The producer order: the drawn candidates' validators (`draws`), then the staked
-        validators not drawn, shuffled; then the unstaked."""
-        order = [candidates[k][0] for k in self.draws(state, candidates, seed)]
-        rest = [v for v in self.set.validators if self.stake(state, v) > 0 and v not in order]
+    def draw_order(self, eligible: set[Address], candidates: Sequence[tuple[Address, int]], seed: bytes) -> list[Address]:
+        """The producer order: the drawn candidates' validators (`draws`), then the eligible
+        validators not drawn, shuffled; then the rest, in genesis order."""
+        order = [candidates[k][0] for k in self.draws(eligible, candidates, seed)]
+        rest = [v for v in self.set.validators if v in eligible and v not in order]
         order.extend(rest[k] for k in shuffled(len(rest), derive_seed(seed, 1 << 32)))
         order.extend(v for v in self.set.validators if v not in order)
         return order

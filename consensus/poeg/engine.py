@@ -118,12 +118,19 @@ class ProofOfEnergyGeneration(ScoredEngine):
             raise InvalidBlock(f"poeg: slot {due} has not ended; it cannot be settled yet")
         community = self.community(state, due)
         seed = self.seed(chain, chain.header_by_hash(header.parent_hash), due)
+        eligible = self.eligible(state, self.skipped(header))
         try:
             posted = settlement.decode(settling.data[1:])
-            outcome = settlement.verify(posted, due, community, self.config.loss, self.config.delta_ppm, seed)
+            outcome = settlement.verify(posted, due, community, self.config.loss, self.config.delta_ppm, seed,
+                                        self._can_mine(eligible))
         except settlement.SettlementError as error:
             raise InvalidBlock(f"poeg: slot {due} settlement rejected: {error}") from None
-        self._record(state, header, due, community, posted, outcome, seed)
+        self._record(state, header, due, community, posted, outcome, seed, eligible)
+
+    def _can_mine(self, eligible: set[Address]):
+        """Whether a coalition may be drawn to mine: its validator is eligible (3.24: a miner that
+        is slashed or silent is not reselected), so the reward and the producer draw agree."""
+        return lambda members, scores: self.coalition_validator(members, scores) in eligible
 
     def claim(self, state: State, data: bytes) -> tuple[Address, str]:
         return messages.apply_claim(self, state, data)
@@ -153,7 +160,8 @@ class ProofOfEnergyGeneration(ScoredEngine):
                          tuple(p.x_m for p in self.config.prosumers), tuple(p.y_m for p in self.config.prosumers))
 
     def _record(self, state: State, header: Header, slot: int, community: Community,
-                posted: settlement.Settlement, outcome: settlement.Outcome, seed: bytes) -> None:
+                posted: settlement.Settlement, outcome: settlement.Outcome, seed: bytes,
+                eligible: set[Address]) -> None:
         at = POEG_ADDRESS
         epos: dict[Address, int] = dict.fromkeys(self.set.validators, 0)
         for prosumer, score, paid in zip(self.config.prosumers, outcome.scores, outcome.payments):
@@ -168,7 +176,7 @@ class ProofOfEnergyGeneration(ScoredEngine):
         coalitions = tuple(c.members for c in posted.coalitions)
         candidates = [(self.coalition_validator(c, outcome.scores), score)
                       for c, score in zip(coalitions, outcome.coalition_scores)]
-        self.write_order(state, self.draw_order(state, candidates, seed))
+        self.write_order(state, self.draw_order(eligible, candidates, seed))
         ledger.NEXT_SLOT.write(state, at, slot + 1)
         ledger.LAST.write(state, at, ledger.SlotRecord(
             slot, header.number, header.producer, community.production_wh, community.consumption_wh, coalitions,
@@ -190,8 +198,11 @@ class ProofOfEnergyGeneration(ScoredEngine):
             return []
         community = self.community(state, due)
         partition = self.services.partition or settlement.singletons
+        order = self.schedule(state)
+        eligible = self.eligible(state, order[:order.index(signer.address)])  # as finalize will see it
         proposal = settlement.propose(due, community, self.config.loss, self.config.delta_ppm,
-                                      self.seed(chain, parent, due), partition(community, self.config.loss))
+                                      self.seed(chain, parent, due), partition(community, self.config.loss),
+                                      self._can_mine(eligible))
         data = messages.SETTLE + settlement.encode(proposal)
         raw = sign_legacy(env.chain_id, state.get_account(signer.address).nonce, env.base_fee, intrinsic_gas(data),
                           POEG_ADDRESS, 0, data, signer.private_key)

@@ -169,10 +169,23 @@ def _certified(community: Community, model: LossModel, members: Sequence[int], c
     return instance
 
 
+CanMine = Callable[[tuple[int, ...], Sequence[int]], bool]
+"""Whether a coalition (its members, every prosumer's score) may be drawn to mine."""
+
+
+def draw_miner(entries: Sequence[CoalitionEntry], coalition_scores: Sequence[int], scores: Sequence[int],
+               seed: bytes, can_mine: CanMine | None) -> int | None:
+    """The coalition drawn to mine (eq. 3.16) among those that may; None if none may with a
+    positive score. With every coalition allowed it is `select_miner(coalition_scores, seed)`."""
+    weights = [w if can_mine is None or can_mine(e.members, scores) else 0 for e, w in zip(entries, coalition_scores)]
+    return select_miner(weights, seed) if any(weights) else None
+
+
 def verify(settlement: Settlement, slot: int, community: Community, model: LossModel, delta_ppm: int,
-           seed: bytes) -> Outcome:
+           seed: bytes, can_mine: CanMine | None = None) -> Outcome:
     """Return what `settlement` pays if every rule holds; raise `SettlementError` otherwise.
-    Integers only; O(Σ sellers·buyers) per coalition plus 2^n small checks for an exact Shapley."""
+    Integers only; O(Σ sellers·buyers) per coalition plus 2^n small checks for an exact Shapley.
+    When no coalition may mine, nobody pays: the reward is waived."""
     if settlement.slot != slot:
         raise SettlementError("slot", f"settles slot {settlement.slot}, but slot {slot} is due")
     n = community.size
@@ -214,8 +227,8 @@ def verify(settlement: Settlement, slot: int, community: Community, model: LossM
             scores[i], savings[i] = score, saving[i]
         coalition_scores.append(sum(member_score))
 
-    payments = tuple(losses.scale(s, delta_ppm) for s in savings)
-    miner = select_miner(coalition_scores, seed) if any(coalition_scores) else None
+    miner = draw_miner(settlement.coalitions, coalition_scores, scores, seed, can_mine)
+    payments = tuple(losses.scale(s, delta_ppm) if miner is not None else 0 for s in savings)
     weights = _share_weights(settlement, miner, community, model, losses, scores)
     if miner is None:
         expected_shares: list[int] = []
@@ -267,7 +280,7 @@ def singletons(community: Community, model: LossModel) -> list[list[int]]:
 
 
 def propose(slot: int, community: Community, model: LossModel, delta_ppm: int, seed: bytes,
-            partition: Sequence[Sequence[int]]) -> Settlement:
+            partition: Sequence[Sequence[int]], can_mine: CanMine | None = None) -> Settlement:
     """A settlement of `partition` that `verify` accepts: each coalition's plan certified by HiGHS
     with exact repair, a coalition that fails individual rationality split into singletons, the
     miner drawn, its sub-coalitions certified and the reward shared. Checked before returning."""
@@ -281,7 +294,11 @@ def propose(slot: int, community: Community, model: LossModel, delta_ppm: int, s
             entries.append(entry)
     entries.sort(key=lambda e: e.members[0])
     coalition_scores = [sum(e.scores) for e in entries]
-    miner = select_miner(coalition_scores, seed) if any(coalition_scores) else None
+    scores = [0] * community.size
+    for e in entries:
+        for i, s in zip(e.members, e.scores):
+            scores[i] = s
+    miner = draw_miner(entries, coalition_scores, scores, seed, can_mine)
     worths: list[Certificate] = []
     if miner is not None and len(entries[miner].members) <= EXACT_SHAPLEY_MEMBERS:
         members = entries[miner].members
@@ -290,17 +307,13 @@ def propose(slot: int, community: Community, model: LossModel, delta_ppm: int, s
             instance = coalition_instance(community, subset, model)
             worths.append(lp.propose(instance.surplus, instance.deficit, instance.gains))
     draft = Settlement(slot, tuple(entries), tuple(worths), ())
-    scores = [0] * community.size
-    for e in entries:
-        for i, s in zip(e.members, e.scores):
-            scores[i] = s
     if miner is None:
         shares: list[int] = []
     else:
         payments = sum(losses.scale(s, delta_ppm) for e in entries for s in e.savings)
         shares = split_reward(payments, _share_weights(draft, miner, community, model, losses, scores))
     settlement = Settlement(slot, tuple(entries), tuple(worths), tuple(shares))
-    verify(settlement, slot, community, model, delta_ppm, seed)
+    verify(settlement, slot, community, model, delta_ppm, seed, can_mine)
     return settlement
 
 

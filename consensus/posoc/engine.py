@@ -136,10 +136,11 @@ class ProofOfStateOfCharge(ScoredEngine):
         if self.config.evs:
             candidates = [(ev.validator, max(score, 0) + 1) for ev, score in zip(self.config.evs, scores)]
             seed = self.seed(chain, chain.header_by_hash(header.parent_hash), due)
-            drawn = self.draws(state, candidates, seed)
+            eligible = self.eligible(state, self.skipped(header))
+            drawn = self.draws(eligible, candidates, seed)
             if drawn:
                 MLAG.write(state, self.address, due + 1, self.config.evs[drawn[0]].address.to_checksum())
-            self.write_order(state, self.draw_order(state, candidates, seed))
+            self.write_order(state, self.draw_order(eligible, candidates, seed))
         DRAWN_WINDOW.write(state, self.address, due + 1)
         NEXT_WINDOW.write(state, self.address, due + 1)
 

@@ -189,6 +189,13 @@ def test_a_silent_producer_is_replaced_by_its_fallback_slashed_and_its_reward_wi
     assert ledger.WITHHELD_TOTAL.read(state, POEG_ADDRESS) == withheld
     net.block()  # the chain goes on with the fallback in front
     assert net.follower.head.producer == fallback
+    for _ in range(3):  # later slots never draw the slashed validator's coalitions to mine or produce
+        net.run_to_settlement()
+        record, engine = ledger.read_record(net.follower.state()), net.follower.engine
+        if record.miner is not None:
+            miner_validator = engine.coalition_validator(record.coalitions[record.miner], record.scores)
+            assert miner_validator != silent and net.order()[0] == miner_validator
+        assert net.order()[-1] == silent
 
 
 def test_equivocation_evidence_slashes_once(tmp_path):
