@@ -1,14 +1,17 @@
-"""`gridnode sim coalition`: flags and summary table of `market.experiments.coalition`."""
+"""`gridnode sim coalition`: flags and summary table of `market.experiments.coalition`; with
+`--live` a PoEG localnet with metered prosumers (`market.experiments.coalition_live`)."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from cli.errors import CommandError
 from cli.sim import integers
 from market.economics.coalition import SOLVERS
 from market.economics.community import DISTRIBUTIONS
-from market.economics.rules.line_loss import FLOOR_PPM, PPM, LossModel
+from consensus.rules.line_loss import FLOOR_PPM, PPM, LossModel
 from market.experiments.coalition import Settings, run as experiment
+from market.experiments.coalition_live import LiveSettings
 
 DEFAULTS = Settings()
 
@@ -32,10 +35,12 @@ def _ppm(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--prosumers", type=integers, default=list(DEFAULTS.prosumers),
-                        help="comma-separated community sizes (default 10,20,30,40,50)")
-    parser.add_argument("--dist", type=_dists, default=list(DEFAULTS.dist),
-                        help="comma-separated energy distributions: normal, uniform, lognormal (default all)")
+    parser.add_argument("--prosumers", type=integers, default=None,
+                        help="comma-separated community sizes (default 10,20,30,40,50); --live: one size, "
+                             "10..50 (default 20)")
+    parser.add_argument("--dist", type=_dists, default=None,
+                        help="comma-separated energy distributions: normal, uniform, lognormal (default all); "
+                             "--live: one (default uniform)")
     parser.add_argument("--trials", type=int, default=DEFAULTS.trials,
                         help=f"random communities averaged per point (default {DEFAULTS.trials})")
     parser.add_argument("--solver", choices=SOLVERS, default=DEFAULTS.solver,
@@ -56,9 +61,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"{loss.cap_ppm / 10_000:g} %%, the top of the thesis's range)")
     parser.add_argument("--iterations", action="store_true",
                         help="also print the Table 3.2 iteration log and the reward split of a 10-prosumer case")
+    live = LiveSettings()
+    parser.add_argument("--live", action="store_true",
+                        help="run a PoEG localnet whose prosumers' meter oracles post the generator's readings "
+                             "every slot, and check settlement, agreement, producers and the draw (chi-square)")
+    parser.add_argument("--nodes", type=int, default=live.nodes, help=f"--live: validator nodes (default {live.nodes})")
+    parser.add_argument("--slots", type=int, default=live.slots, help=f"--live: slots to run (default {live.slots})")
+    parser.add_argument("--slot-seconds", type=int, default=live.slot_seconds,
+                        help=f"--live: the meters' settlement slot in seconds (default {live.slot_seconds})")
+    parser.add_argument("--kill-producer-at", type=int, default=None, metavar="SLOT",
+                        help="--live: SIGKILL the drawn producer at the start of this run slot (0-based), "
+                             "check its fallback takes over and it is slashed, then restart it")
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="--live: a new directory for the localnet (default a temporary one, removed)")
 
 
 def run(args: argparse.Namespace, progress: bool) -> dict:
+    if args.live:
+        return _run_live(args)
+    args.prosumers = args.prosumers or list(DEFAULTS.prosumers)
+    args.dist = args.dist or list(DEFAULTS.dist)
     if args.trials < 1:
         raise CommandError("--trials must be at least 1")
     try:
@@ -93,3 +115,66 @@ def _print(result: dict) -> None:
         for itr, r in enumerate(log["rounds"], start=1):
             print(f"{itr:>2}  {r['partition']}  {r['coalition_scores']}  {r['member_scores']}")
         print(f"miner coalition {log['miner']}, ℳ_r = {log['reward_kwh']} kWh, Shapley shares {log['shares_kwh']}")
+
+
+def _run_live(args: argparse.Namespace) -> dict:
+    from market.experiments.coalition_live import run_live
+
+    if args.prosumers is not None and len(args.prosumers) != 1 or args.dist is not None and len(args.dist) != 1:
+        raise CommandError("--live runs one community: give one --prosumers size and at most one --dist")
+    settings = LiveSettings(nodes=args.nodes, prosumers=args.prosumers[0] if args.prosumers else LiveSettings.prosumers,
+                            slots=args.slots, slot_seconds=args.slot_seconds, seed=args.seed,
+                            dist=args.dist[0] if args.dist else LiveSettings.dist,
+                            kill_producer_at=args.kill_producer_at, directory=args.dir)
+    try:
+        settings.validate()
+        result = run_live(settings)
+    except (ValueError, RuntimeError) as error:
+        raise CommandError(f"live run failed: {error}") from None
+    if not args.json:
+        _print_live(result)
+        if not result["passed"]:
+            raise CommandError("live checks failed (see above)")
+    return result
+
+
+def _print_live(result: dict) -> None:
+    s, checks = result["settings"], result["checks"]
+    print(f"\nlive PoEG: {s['nodes']} nodes, {s['prosumers']} prosumers, {s['slots']} slots of "
+          f"{s['slot_seconds']} s in {result['seconds']:.0f} s")
+
+    names = {v.lower(): f"node{k}" for k, v in enumerate(result["validators"])}
+
+    def line(name: str, ok: bool | None, text: str) -> None:
+        print(f"  {'n/a ' if ok is None else 'PASS' if ok else 'FAIL'}  {name:<11} {text}")
+
+    c = checks["settled"]
+    line("settled", c["ok"], f"{c['settled']}/{c['slots']} slots, each block carrying only its settlement"
+         + (f"; not settled: {c['not_settled']}" if c["not_settled"] else ""))
+    c = checks["readings"]
+    line("readings", c["ok"], f"{c['posted']} posted, {c['in_their_slot']} mined in their slot before its "
+                              f"settlement, {len(c['failed'])} failed")
+    c = checks["agreement"]
+    line("agreement", c["ok"], f"{c['nodes']} nodes identical at every height 0..{c['compared_up_to']}"
+         + (f"; differ at {c['differing_heights']}" if c["differing_heights"] else ""))
+    c = checks["producers"]
+    line("producers", c["ok"], f"{c['blocks']} blocks: {c['by_first']} by the first of the order, "
+                               f"{len(c['by_fallback'])} by a fallback with the slash, {len(c['wrong'])} wrong")
+    c = checks["draw"]
+    line("draw", c["ok"], f"{c['replayed']} slots' first producer replayed from the seed, "
+                          f"{len(c['mismatched'])} mismatched")
+    c = checks["chi_square"]
+    line("chi-square", c["ok"] if c["valid"] else None,
+         f"χ² = {c['statistic']:.2f}, df {c['df']}, p = {c['p_value']:.3f} over {c['slots']} slots (PASS at "
+         f"p ≥ 0.01; smallest expectation {c['min_expected']}"
+         + (")" if c["valid"] else ": below 5, too few slots to judge)"))
+    for v, expected in c["expected"].items():
+        print(f"{'':19}{names[v]} {v}  drawn first {c['observed'][v]:>4}  expected {expected:8.2f}")
+    if "kill" in checks:
+        c = checks["kill"]
+        line("kill", c["ok"], f"node{c['node']} killed: block {c['next_block']} by the fallback "
+                              f"{names[c['next_producer'].lower()]} after {c['seconds_to_next_block']} s "
+                              f"(bound {c['bound_seconds']:.0f} s), slashed {c['penalty']['amount']} "
+                              f"('{c['penalty']['reason']}'), {c['slots_settled_after']} slots settled after"
+                              + ("" if "restarted" not in c else ", restarted and caught up" if c["restarted"]
+                                 else f"; restart failed: {c['restart_error']}"))
