@@ -6,8 +6,9 @@ and equivocation is evidence that slashes. The engines differ only in where the 
 The order. A draw over the scores (weighted random sampling, eqs. 3.16 and 4.18) picks who
 produces until the next draw; the next draw, with that validator excluded, the first fallback;
 and so on: every validator once, the eligible ones (staked, and not passed over as silent by
-the drawing block) the draws did not reach in a seeded shuffle, the others last. The order is kept in state and carried in every header's extra data
-(checked against the parent's state on execution). The k-th in the order may seal k·timeout
+the drawing block) the draws did not reach in a seeded shuffle, the others last. The order is
+kept in state and carried in every header's extra data (checked against the parent's state on
+execution). The k-th in the order may seal k·timeout
 seconds after the first could, and fork choice weighs a block N − k, so the drawn producer's
 block wins over its fallbacks'.
 
@@ -17,10 +18,10 @@ could predict the draw could grind its own hash.
 
 Penalties (thesis 3.24). A block sealed by the k-th in the order slashes the k before it
 (`slashPpm` of their stake, recorded with the reason) and moves them to the end of the order;
-`on_silent` lets the engine withhold their reward. Block 1 slashes nobody: before the chain has
-started there is no turn to miss, and nodes boot at their own pace. Two headers at one height sealed by one
-validator, posted to the engine's address as EVIDENCE ‖ RLP[header, header] by anyone, slash
-once. Stakes are elecoins the genesis bonds at the engine's address; a slash marks them forfeit
+`on_silent` lets the engine withhold their reward. Block 1 slashes nobody: before the chain
+has started there is no turn to miss, and nodes boot at their own pace. Two headers at one
+height sealed by one validator, posted to the engine's address as EVIDENCE ‖ RLP[header, header]
+by anyone, slash once. Stakes are elecoins the genesis bonds at the engine's address; a slash marks them forfeit
 but leaves them there, so the total supply never changes.
 """
 from __future__ import annotations
@@ -63,7 +64,7 @@ PENALTY_COUNT = Value(b"engine.penaltyCount", "uint64")
 
 
 class ClaimError(ValueError):
-    """Evidence or a claim sent to the engine that does not hold: it changes nothing."""
+    """Evidence or a message sent to the engine that does not hold: it changes nothing."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def evidence(header_a: Header, header_b: Header) -> bytes:
 
 class ScoredEngine(Engine):
     """Validators ordered by score draws; see the module docstring. An engine names its system
-    `address` and supplies `settle` (its score work each block) and, for its claims, `claim`."""
+    `address` and supplies `settle` (its score work each block) and, for its messages, `receive`."""
 
     address: Address
 
@@ -225,13 +226,13 @@ class ScoredEngine(Engine):
 
     def finalize(self, chain: ChainReader, header: Header, state: State, transactions: tuple,
                  receipts: tuple[Receipt, ...]) -> None:
-        """Slash the silent, apply claims sent to the engine's address, then the engine's own work."""
+        """Slash the silent, apply the messages sent to the engine's address, then the engine's own work."""
         if header.number > 1:  # the chain's start is no turn anyone could miss: nodes boot at their own pace
             self._slash_silent(state, header, self.skipped(header))
         own = self.own_transaction(header, transactions)
         for tx, receipt in zip(transactions, receipts):
             if tx.to == self.address and receipt.succeeded and tx is not own:
-                self._apply_claim(header, state, tx)
+                self._apply_message(header, state, tx)
         self.settle(chain, header, state, own)
 
     def _slash_silent(self, state: State, header: Header, silent: list[Address]) -> None:
@@ -243,16 +244,15 @@ class ScoredEngine(Engine):
             order = self.schedule(state)
             SCHEDULE.write(state, self.address, b"".join([v for v in order if v not in offenders] + offenders))
 
-    def _apply_claim(self, header: Header, state: State, tx) -> None:
+    def _apply_message(self, header: Header, state: State, tx) -> None:
         try:
-            if tx.data[:1] == EVIDENCE:
-                offender, reason = self._equivocation(state, tx.data[1:])
-            else:
-                offender, reason = self.claim(state, tx.data)
+            verdict = self._equivocation(state, tx.data[1:]) if tx.data[:1] == EVIDENCE else \
+                self.receive(state, header, tx)
         except (ClaimError, MalformedRLP) as error:
-            log.info("ignored claim", extra={"tx": "0x" + tx.hash.hex(), "reason": str(error)})
+            log.info("ignored message", extra={"tx": "0x" + tx.hash.hex(), "reason": str(error)})
             return
-        self.slash(state, offender, header.number, reason)
+        if verdict is not None:
+            self.slash(state, verdict[0], header.number, verdict[1])
 
     def _equivocation(self, state: State, body: bytes) -> tuple[Address, str]:
         raw_a, raw_b = fields(rlp_decode(body, max_depth=2), 2, "evidence")
@@ -333,9 +333,10 @@ class ScoredEngine(Engine):
         """The engine's score work for this block (after penalties and claims); raise InvalidBlock
         if the block breaks its rules."""
 
-    def claim(self, state: State, data: bytes) -> tuple[Address, str]:
-        """An engine-specific claim sent to its address: (offender, reason), or ClaimError."""
-        raise ClaimError(f"unknown message kind 0x{data[:1].hex()}")
+    def receive(self, state: State, header: Header, tx) -> tuple[Address, str] | None:
+        """An engine-specific message sent to its address (a challenge, a model commitment): apply
+        it and return (offender, reason) to slash, or None; ClaimError if it does not hold."""
+        raise ClaimError(f"unknown message kind 0x{tx.data[:1].hex()}")
 
     def on_silent(self, state: State, validator: Address) -> None:
         """After `validator` was slashed as silent (e.g. withhold its reward)."""

@@ -132,8 +132,8 @@ class ProofOfEnergyGeneration(ScoredEngine):
         is slashed or silent is not reselected), so the reward and the producer draw agree."""
         return lambda members, scores: self.coalition_validator(members, scores) in eligible
 
-    def claim(self, state: State, data: bytes) -> tuple[Address, str]:
-        return messages.apply_claim(self, state, data)
+    def receive(self, state: State, header: Header, tx) -> tuple[Address, str] | None:
+        return messages.apply_claim(self, state, tx.data)
 
     def on_silent(self, state: State, validator: Address) -> None:
         self._withhold(state, validator)

@@ -22,18 +22,29 @@ Tariff. The default is Table 4.1's mean prices (6.8, 10.0, 12.9 ¢/kWh): δ_mid 
 §4.4.1's prices give δ_on > 1, which breaks eq. 4.2 (0 ≤ δ ≤ 1); with such a tariff
 `price_factor_ppm` clamps δ to 1, the reading the simulation keeps too.
 
-Not here yet (issue 12): the V2V market through the double auction, federated learning
-aggregated by the mLAG, and the mining fee with confiscation (eq. 4.20).
+Federated learning's ledger (Algorithm 4). Round r is window r. An EV posts the commitment to its
+model update (COMMIT ‖ RLP[round, keccak of the weights, size in bytes]) during round r, once;
+the mLAG drawn for window r + 1 posts the global model (AGGREGATE ‖ RLP[round r, hash, the EVs
+included, ascending]) during window r + 1, once, naming only EVs that committed to round r: an EV
+whose update is missing is excluded by not being named. What fails a rule changes nothing.
+
+Not here yet (issue 12): the weights themselves over libp2p and the bit-for-bit check of the
+FedAvg aggregate (4.19), the V2V market through the double auction, and the mining fee with
+confiscation (eq. 4.20).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import rlp
+
 from consensus.engine import ChainReader, EngineServices
 from consensus.rules.posoc import band, hour_score_int, price_factor_ppm
-from consensus.scored import SLASHED, ScoredEngine, ValidatorSet, integer
+from consensus.scored import SLASHED, ClaimError, ScoredEngine, ValidatorSet, integer
 from vm.blocks import Header
-from vm.native.storage import Mapping, Value
+from vm.codec import decode as rlp_decode
+from vm.codec import fields, string, uint
+from vm.native.storage import Mapping, Struct, Value
 from vm.state import State
 from vm.types import Address
 
@@ -46,6 +57,27 @@ WINDOW_SCORE = Mapping(b"posoc.windowScore", "int256")
 MLAG = Mapping(b"posoc.mlag", "address")
 """Window → the EV drawn as its miner-aggregator."""
 DRAWN_WINDOW = Value(b"posoc.drawnWindow", "uint64")
+COMMIT, AGGREGATE = b"\x10", b"\x11"
+MAX_MODEL_BYTES = 64 * 1024 * 1024
+"""The largest model update a commitment may announce (the weights travel off chain)."""
+UPDATE = Struct(hash="bytes32", size="uint64")
+UPDATES = Mapping(b"posoc.update", UPDATE)
+"""(round, EV) → its committed update."""
+UPDATE_COUNT = Mapping(b"posoc.updateCount", "uint64")
+GLOBAL = Struct(hash="bytes32", included="uint64", by="address", number="uint64")
+GLOBALS = Mapping(b"posoc.global", GLOBAL)
+"""Round → the aggregate the mLAG posted."""
+LAST_AGGREGATED = Value(b"posoc.lastAggregated", "uint64")
+
+
+def commitment(round_: int, model_hash: bytes, size: int) -> bytes:
+    """The data of an EV's commitment to its model update for `round_`."""
+    return COMMIT + rlp.encode([round_, model_hash, size])
+
+
+def aggregate(round_: int, model_hash: bytes, included: list[int]) -> bytes:
+    """The data of the mLAG's global model for `round_`, naming the EVs (genesis indices) it averaged."""
+    return AGGREGATE + rlp.encode([round_, model_hash, included])
 
 
 @dataclass(frozen=True)
@@ -144,6 +176,43 @@ class ProofOfStateOfCharge(ScoredEngine):
         DRAWN_WINDOW.write(state, self.address, due + 1)
         NEXT_WINDOW.write(state, self.address, due + 1)
 
+    def receive(self, state: State, header: Header, tx) -> None:
+        """A model commitment or aggregate (federated learning's ledger): recorded, never slashed."""
+        window = header.timestamp // self.window_seconds
+        evs = [ev.address for ev in self.config.evs]
+        kind, (round_item, hash_item, third) = tx.data[:1], fields(rlp_decode(tx.data[1:], max_depth=2), 3, "message")
+        round_, model_hash = uint(round_item, "round", 8), string(hash_item, "hash", length=32)
+        if kind == COMMIT:
+            if tx.sender not in evs:
+                raise ClaimError("only an EV commits a model update")
+            if round_ != window:
+                raise ClaimError(f"a commitment is for the current round {window}, not {round_}")
+            if UPDATES.read(state, self.address, round_, tx.sender) is not None:
+                raise ClaimError(f"{tx.sender.to_checksum()} already committed to round {round_}")
+            size = uint(third, "size", 8)
+            if not 0 < size <= MAX_MODEL_BYTES:
+                raise ClaimError(f"an update is 1..{MAX_MODEL_BYTES} bytes")
+            UPDATES.write(state, self.address, round_, tx.sender, {"hash": model_hash, "size": size})
+            UPDATE_COUNT.write(state, self.address, round_, UPDATE_COUNT.read(state, self.address, round_) + 1)
+            return None
+        if kind == AGGREGATE:
+            mlag = MLAG.read(state, self.address, window)
+            if round_ + 1 != window or not mlag or Address.from_hex(mlag) != tx.sender:
+                raise ClaimError(f"the aggregate of round {window - 1} is the window {window} mLAG's to post")
+            if GLOBALS.read(state, self.address, round_) is not None:
+                raise ClaimError(f"round {round_} is already aggregated")
+            if not isinstance(third, list) or len(third) > len(evs):
+                raise ClaimError("the aggregate names the EVs it includes")
+            included = [uint(k, "included", 4) for k in third]
+            if included != sorted(set(included)) or any(k >= len(evs) for k in included) or any(
+                    UPDATES.read(state, self.address, round_, evs[k]) is None for k in included):
+                raise ClaimError("the aggregate may include only EVs that committed to the round, ascending")
+            GLOBALS.write(state, self.address, round_, {"hash": model_hash, "included": len(included),
+                                                         "by": tx.sender.to_checksum(), "number": header.number})
+            LAST_AGGREGATED.write(state, self.address, round_)
+            return None
+        raise ClaimError(f"unknown message kind 0x{kind.hex()}")
+
     def status(self, chain: ChainReader, state: State) -> dict:
         at = self.address
         head = chain.head
@@ -161,4 +230,14 @@ class ProofOfStateOfCharge(ScoredEngine):
             "tariff": dict(zip(("off", "mid", "on"), self.config.tariff)),
             "evs": [{"address": ev.address.to_checksum(), "validator": ev.validator.to_checksum(),
                      "windowScore": WINDOW_SCORE.read(state, at, ev.address)} for ev in self.config.evs],
+            "model": self._model_view(state, head.timestamp // self.window_seconds),
         }
+
+    def _model_view(self, state: State, window: int) -> dict:
+        at = self.address
+        aggregated = LAST_AGGREGATED.read(state, at)
+        latest = GLOBALS.read(state, at, aggregated) if aggregated else None
+        return {"round": window, "commitments": UPDATE_COUNT.read(state, at, window),
+                "lastAggregate": None if latest is None else {
+                    "round": aggregated, "hash": "0x" + latest["hash"].hex(), "included": latest["included"],
+                    "by": Address.from_hex(latest["by"]).to_checksum(), "blockNumber": latest["number"]}}

@@ -2,7 +2,8 @@
 hour. At each window's end every node computes the EVs' window scores from the reports (eq. 4.17
 of eq. 4.1) and draws the next window's mLAG (4.18); its validator produces, the others follow;
 a wrong producer is rejected and a silent one replaced and slashed. The chargers' contract keeps
-one final report per EV and hour, from its charger only."""
+one final report per EV and hour, from its charger only; the federated-learning ledger keeps one
+commitment per EV and round and the next window's mLAG's aggregate of them."""
 from __future__ import annotations
 
 import random
@@ -10,6 +11,7 @@ import random
 import pytest
 from scipy.stats import chi2
 
+from consensus.posoc.engine import POSOC_ADDRESS, aggregate, commitment
 from consensus.rules.posoc import hour_score_int
 from consensus.sampling import derive_seed, weighted_choice
 from genesis.devnet import DEVNET_ACCOUNTS, dev_accounts, posoc_genesis_document
@@ -145,3 +147,33 @@ def test_over_many_windows_each_evs_mlag_share_matches_its_score_share(tmp_path)
     statistic = sum((o - e) ** 2 / e for o, e in zip(observed, expected))
     assert min(expected) >= 5, "enough windows for the chi-square approximation"
     assert statistic < chi2.ppf(0.99, EVS - 1), (observed, [round(e, 1) for e in expected], statistic)
+
+
+def test_model_commitments_and_the_mlags_aggregate_are_recorded_by_the_rules(tmp_path):
+    """Round r = window r: EVs commit once during it; only the window r + 1 mLAG aggregates it,
+    naming only EVs that committed. Anything else is ignored (and still pays its gas)."""
+    net = Net(tmp_path)
+    engine = net.chain.engine
+    net.block()
+    net.run_window()
+    round_ = net.time // (HOUR * WINDOW_HOURS)
+    committers = range(FIRST_EV, FIRST_EV + 3)
+    net.block([net.call(ACCOUNTS[k].private_key, POSOC_ADDRESS, commitment(round_, bytes([k]) * 32, 1_000))
+               for k in committers])
+    again = net.call(ACCOUNTS[FIRST_EV].private_key, POSOC_ADDRESS, commitment(round_, b"\x09" * 32, 1_000))
+    stranger = net.call(ACCOUNTS[1].private_key, POSOC_ADDRESS, commitment(round_, b"\x08" * 32, 1_000))
+    net.block([again, stranger])
+    assert engine.status(net.chain, net.follower.state())["model"] == {"round": round_, "commitments": 3,
+                                                                         "lastAggregate": None}
+    net.run_window()
+    view = engine.status(net.chain, net.follower.state())
+    mlag = next(a for a in ACCOUNTS if a.address.to_checksum() == view["mlag"])
+    other = next(a for a in ACCOUNTS[FIRST_EV:DEVNET_ACCOUNTS] if a.address != mlag.address)
+    included = [k - FIRST_EV for k in committers]
+    net.block([net.call(other.private_key, POSOC_ADDRESS, aggregate(round_, b"\x07" * 32, included)),
+               net.call(mlag.private_key, POSOC_ADDRESS, aggregate(round_, b"\x06" * 32, included + [4]))])
+    assert engine.status(net.chain, net.follower.state())["model"]["lastAggregate"] is None
+    net.block([net.call(mlag.private_key, POSOC_ADDRESS, aggregate(round_, b"\x05" * 32, included))])
+    last = engine.status(net.chain, net.follower.state())["model"]["lastAggregate"]
+    assert last == {"round": round_, "hash": "0x" + "05" * 32, "included": 3, "by": view["mlag"],
+                    "blockNumber": net.follower.head.number}
