@@ -81,7 +81,12 @@ class ValidatorSet:
     KEYS = ("validators", "timeout", "seedLag", "slashPpm")
 
     @classmethod
-    def from_params(cls, params: dict, block_time: int) -> "ValidatorSet":
+    def from_params(cls, params: dict, block_time: int, engine: str, own_keys: set[str]) -> "ValidatorSet":
+        """The shared keys of `engine`'s genesis params; any key neither shared nor in `own_keys` is refused."""
+        known = {*cls.KEYS, *own_keys}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"{engine}: unknown params {unknown}; known: {sorted(known)}")
         raw = params.get("validators")
         if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_VALIDATORS:
             raise ValueError(f"consensus.validators must list 1..{MAX_VALIDATORS} {{address, stake}} entries")
@@ -99,6 +104,25 @@ class ValidatorSet:
         return cls(tuple(validators), tuple(stakes), block_time,
                    integer(params.get("timeout", 2), "consensus.timeout", minimum=1),
                    integer(params.get("seedLag", 2), "consensus.seedLag", minimum=2), slash_ppm)
+
+
+def bonded(params: dict, key: str, validators: Sequence[Address], limit: int) -> list[tuple[Address, Address, dict]]:
+    """A genesis list of accounts bonded to validators (`consensus.<key>`: [{address, validator, …}];
+    a missing validator means round-robin): (address, validator, the entry) of each, checked."""
+    raw = params.get(key, [])
+    if not isinstance(raw, list) or len(raw) > limit:
+        raise ValueError(f"consensus.{key} must list at most {limit} {{address, validator, …}} entries")
+    members = []
+    for k, entry in enumerate(raw):
+        if not isinstance(entry, dict):
+            raise ValueError(f"consensus.{key}[{k}] must be an object {{address, validator, …}}")
+        validator = Address.from_hex(entry.get("validator", validators[k % len(validators)].to_checksum()))
+        if validator not in validators:
+            raise ValueError(f"consensus.{key}[{k}].validator is not a validator")
+        members.append((Address.from_hex(entry.get("address")), validator, entry))
+    if len({address for address, _, _ in members}) != len(members):
+        raise ValueError(f"consensus.{key} lists an account twice")
+    return members
 
 
 def integer(value, name: str, minimum: int = 0, signed: bool = False) -> int:

@@ -26,7 +26,7 @@ from consensus.poeg import ledger, messages, settlement
 from consensus.poeg.ledger import POEG_ADDRESS
 from consensus.rules.community import Community
 from consensus.rules.line_loss import LossModel
-from consensus.scored import SLASHED, ScoredEngine, ValidatorSet, integer
+from consensus.scored import SLASHED, ScoredEngine, ValidatorSet, bonded, integer
 from vm.blocks import Header, InvalidBlock
 from vm.environment import BlockEnvironment
 from vm.gas import intrinsic_gas
@@ -52,28 +52,11 @@ class PoEGConfig:
 
     @classmethod
     def from_params(cls, params: dict, block_time: int) -> "PoEGConfig":
-        known = {*ValidatorSet.KEYS, "prosumers", "deltaPpm", "lossModel"}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"poeg: unknown params {unknown}; known: {sorted(known)}")
-        validator_set = ValidatorSet.from_params(params, block_time)
-        validators = validator_set.validators
-        raw_prosumers = params.get("prosumers", [])
-        if not isinstance(raw_prosumers, list) or len(raw_prosumers) > settlement.MAX_PROSUMERS:
-            raise ValueError(f"consensus.prosumers must list at most {settlement.MAX_PROSUMERS} prosumers")
-        prosumers = []
-        for k, entry in enumerate(raw_prosumers):
-            if not isinstance(entry, dict):
-                raise ValueError(f"consensus.prosumers[{k}] must be an object {{address, x, y, validator}}")
-            validator = Address.from_hex(entry.get("validator", validators[k % len(validators)].to_checksum()))
-            if validator not in validators:
-                raise ValueError(f"consensus.prosumers[{k}].validator is not a validator")
-            prosumers.append(Prosumer(Address.from_hex(entry.get("address")),
-                                      integer(entry.get("x", 0), f"consensus.prosumers[{k}].x", signed=True),
-                                      integer(entry.get("y", 0), f"consensus.prosumers[{k}].y", signed=True),
-                                      validator))
-        if len({p.address for p in prosumers}) != len(prosumers):
-            raise ValueError("consensus.prosumers lists a prosumer twice")
+        validator_set = ValidatorSet.from_params(params, block_time, "poeg", {"prosumers", "deltaPpm", "lossModel"})
+        prosumers = [Prosumer(address, integer(entry.get("x", 0), f"consensus.prosumers[{k}].x", signed=True),
+                              integer(entry.get("y", 0), f"consensus.prosumers[{k}].y", signed=True), validator)
+                     for k, (address, validator, entry) in enumerate(
+                         bonded(params, "prosumers", validator_set.validators, settlement.MAX_PROSUMERS))]
         loss = params.get("lossModel", {})
         if not isinstance(loss, dict) or set(loss) - {"basePpm", "perKmPpm", "capPpm"}:
             raise ValueError("consensus.lossModel takes basePpm, perKmPpm, capPpm (integers, ppm)")

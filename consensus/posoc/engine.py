@@ -40,7 +40,7 @@ import rlp
 
 from consensus.engine import ChainReader, EngineServices
 from consensus.rules.posoc import band, hour_score_int, price_factor_ppm
-from consensus.scored import SLASHED, ClaimError, ScoredEngine, ValidatorSet, integer
+from consensus.scored import SLASHED, ClaimError, ScoredEngine, ValidatorSet, bonded, integer
 from vm.blocks import Header
 from vm.codec import decode as rlp_decode
 from vm.codec import fields, string, uint
@@ -96,25 +96,9 @@ class PoSOCConfig:
 
     @classmethod
     def from_params(cls, params: dict, block_time: int) -> "PoSOCConfig":
-        known = {*ValidatorSet.KEYS, "evs", "windowHours", "tariff"}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"posoc: unknown params {unknown}; known: {sorted(known)}")
-        validator_set = ValidatorSet.from_params(params, block_time)
-        validators = validator_set.validators
-        raw = params.get("evs", [])
-        if not isinstance(raw, list) or len(raw) > MAX_EVS:
-            raise ValueError(f"consensus.evs must list at most {MAX_EVS} {{address, validator}} entries")
-        evs = []
-        for k, entry in enumerate(raw):
-            if not isinstance(entry, dict):
-                raise ValueError(f"consensus.evs[{k}] must be an object {{address, validator}}")
-            validator = Address.from_hex(entry.get("validator", validators[k % len(validators)].to_checksum()))
-            if validator not in validators:
-                raise ValueError(f"consensus.evs[{k}].validator is not a validator")
-            evs.append(EVBond(Address.from_hex(entry.get("address")), validator))
-        if len({e.address for e in evs}) != len(evs):
-            raise ValueError("consensus.evs lists an EV twice")
+        validator_set = ValidatorSet.from_params(params, block_time, "posoc", {"evs", "windowHours", "tariff"})
+        evs = [EVBond(address, validator) for address, validator, _ in
+               bonded(params, "evs", validator_set.validators, MAX_EVS)]
         tariff = params.get("tariff", {"off": 68, "mid": 100, "on": 129})
         if not isinstance(tariff, dict) or set(tariff) != {"off", "mid", "on"}:
             raise ValueError("consensus.tariff takes off, mid and on (prices per kWh, integers)")
