@@ -8,6 +8,7 @@ restart a node they killed). Ctrl-C or SIGTERM stops them all."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import secrets
 import signal
@@ -58,10 +59,14 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_localnet)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def _free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports: every socket stays bound until all are chosen, so
+    the kernel cannot hand the same port out twice (one port per call could repeat)."""
+    with contextlib.ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
 
 
 def prepare_localnet(root: Path, count: int, block_time: int, consensus: dict | None = None,
@@ -149,8 +154,8 @@ def run_localnet(args: argparse.Namespace) -> int:
     args.dir.mkdir(parents=True, exist_ok=True)
     datadirs = prepare_localnet(args.dir, args.nodes, block_time, consensus, document_for)
     peer_ids = [load_or_create_identity(d.root).peer_id for d in datadirs]
-    p2p_ports = [_free_port() for _ in datadirs]
-    rpc_ports = [_free_port() for _ in datadirs]
+    ports = _free_ports(2 * len(datadirs))
+    p2p_ports, rpc_ports = ports[:len(datadirs)], ports[len(datadirs):]
     addresses = [f"/ip4/127.0.0.1/tcp/{port}/p2p/{peer}" for port, peer in zip(p2p_ports, peer_ids, strict=True)]
     nodes, processes = [], []
     for index, datadir in enumerate(datadirs):
