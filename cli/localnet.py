@@ -22,7 +22,8 @@ from typing import Callable
 from cli.errors import CommandError
 from consensus.engine import Signer
 from genesis.config import Genesis
-from genesis.devnet import devnet_genesis_document, poeg_genesis_document, posoc_genesis_document
+from genesis.devnet import (MAX_POEG_DEVNET_PROSUMERS, devnet_genesis_document, poeg_genesis_document,
+                            posoc_genesis_document)
 from node.datadir import DataDir, write_secret
 from node.p2p.identity import load_or_create_identity
 from node.rpc.server import DEFAULT_APIS
@@ -49,7 +50,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--difficulty", type=int, default=None,
                         help="pow: initial difficulty (default: total hash rate × block time)")
     parser.add_argument("--prosumers", type=int, default=19,
-                        help="poeg: devnet accounts #1..#N are the prosumers (default 19, at most 19)")
+                        help="poeg: prosumers with meter oracles, devnet accounts #1..#19 first (default 19, at most 50)")
     parser.add_argument("--slot-seconds", type=int, default=10,
                         help="poeg: the meters' settlement slot in seconds (default 10)")
     parser.add_argument("--evs", type=int, default=10,
@@ -142,8 +143,8 @@ def run_localnet(args: argparse.Namespace) -> int:
         consensus = {"engine": "pow", "difficulty": difficulty, "minDifficulty": max(difficulty // 10, 1)}
     document_for = None
     if args.engine == "poeg":
-        if not 1 <= args.prosumers <= 19 or args.slot_seconds < 1:
-            raise CommandError("--prosumers takes 1..19 and --slot-seconds a positive number")
+        if not 1 <= args.prosumers <= MAX_POEG_DEVNET_PROSUMERS or args.slot_seconds < 1:
+            raise CommandError(f"--prosumers takes 1..{MAX_POEG_DEVNET_PROSUMERS} and --slot-seconds a positive number")
         document_for = lambda validators: poeg_genesis_document(  # noqa: E731
             validators, prosumers=args.prosumers, slot_seconds=args.slot_seconds)
     if args.engine == "posoc":

@@ -58,7 +58,8 @@ class SealOptions:
 @dataclass(frozen=True)
 class EngineServices:
     """What an engine may need from the layers above it, injected by the genesis (the engine
-    never imports the market): the meters' readings and the proposer's coalition search."""
+    never imports the market): the meters' readings, the EV chargers' reports and the proposer's
+    coalition search."""
 
     reading: Callable[[State, Address, int], tuple[int, int] | None] | None = None
     """(generation Wh, consumption Wh) posted for a prosumer in a meter slot, or None."""

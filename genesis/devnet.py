@@ -57,37 +57,9 @@ def devnet_genesis_document(signer: Address, engine: str = "poa") -> dict:
     return document
 
 
-def poeg_genesis_document(validators: list[Address], prosumers: int = 19, slot_seconds: int = 10,
-                          stake: int = 10**21, seed: int = 3, timeout: int = 2) -> dict:
-    """The devnet under proof of energy generation: `validators` produce (each funded and
-    bonding `stake`), devnet accounts #1..#`prosumers` are the prosumers, bonded round-robin,
-    at positions drawn by the coalition simulation's generator (20 km × 20 km around the EDC,
-    `seed`); the Meters slot is the settlement slot."""
-    from market.economics.community import random_community  # numpy: only when a PoEG genesis is made
-    import numpy as np
-
-    if not 1 <= prosumers < DEVNET_ACCOUNTS:
-        raise ValueError(f"the devnet has {DEVNET_ACCOUNTS - 1} prosumer accounts")
-    document = devnet_genesis_document(validators[0], "poa")
-    community = random_community(prosumers, "uniform", np.random.default_rng(seed))
-    accounts = dev_accounts(DEVNET_ACCOUNTS)
-    document["consensus"] = {
-        "engine": "poeg",
-        "validators": [{"address": v.to_checksum(), "stake": str(stake)} for v in validators],
-        "prosumers": [{"address": accounts[k + 1].address.to_checksum(), "x": community.x_m[k],
-                       "y": community.y_m[k], "validator": validators[k % len(validators)].to_checksum()}
-                      for k in range(prosumers)],
-        "timeout": timeout,
-    }
-    document["contracts"]["Meters"]["params"]["slotSeconds"] = slot_seconds
-    for validator in validators:
-        document["accounts"].setdefault(validator.to_checksum(), {"balance": str(10**22), "role": "edge_server",
-                                                                  "name": "validator"})
-    return document
-
-
 LIVE_EXTRA_BASE = DEVNET_KEYS
 """Prosumers beyond the devnet's 19 take mnemonic accounts from #40 on, each followed by its oracle."""
+MAX_POEG_DEVNET_PROSUMERS = 50
 
 
 def live_prosumer_accounts(prosumers: int) -> list[tuple[DevAccount, DevAccount]]:
@@ -100,17 +72,31 @@ def live_prosumer_accounts(prosumers: int) -> list[tuple[DevAccount, DevAccount]
     return pairs
 
 
-def poeg_live_genesis_document(validators: list[Address], prosumers: int, slot_seconds: int, seed: int,
-                               dist: str = "uniform", stake: int = 10**21, timeout: int = 2) -> dict:
-    """`poeg_genesis_document` for up to 50 prosumers (`live_prosumer_accounts`): the accounts
-    beyond the devnet's are funded and registered as prosumer and meter oracle, and every
-    prosumer's oracle is in the Meters genesis; positions from the simulation's generator."""
+def _scored_consensus(document: dict, engine: str, validators: list[Address], stake: int, timeout: int,
+                      **params) -> dict:
+    """A score-based engine's consensus section, with every validator funded and registered."""
+    document["consensus"] = {"engine": engine,
+                             "validators": [{"address": v.to_checksum(), "stake": str(stake)} for v in validators],
+                             "timeout": timeout, **params}
+    for validator in validators:
+        document["accounts"].setdefault(validator.to_checksum(), {"balance": str(10**22), "role": "edge_server",
+                                                                  "name": "validator"})
+    return document
+
+
+def poeg_genesis_document(validators: list[Address], prosumers: int = 19, slot_seconds: int = 10, seed: int = 3,
+                          dist: str = "uniform", stake: int = 10**21, timeout: int = 2) -> dict:
+    """The devnet under proof of energy generation: `validators` produce (each funded and
+    bonding `stake`); 1..50 prosumers (`live_prosumer_accounts`: the devnet's, then more, funded
+    and registered as prosumer and meter oracle, each oracle in the Meters genesis), bonded
+    round-robin, at positions from the coalition simulation's generator (20 km × 20 km around
+    the EDC, `dist`, `seed`); the Meters slot is the settlement slot."""
     from market.economics.community import random_community  # numpy: only when a PoEG genesis is made
     import numpy as np
 
-    if not 1 <= prosumers <= 50:
-        raise ValueError("a live PoEG localnet takes 1..50 prosumers")
-    document = devnet_genesis_document(validators[0])
+    if not 1 <= prosumers <= MAX_POEG_DEVNET_PROSUMERS:
+        raise ValueError(f"a PoEG devnet takes 1..{MAX_POEG_DEVNET_PROSUMERS} prosumers")
+    document = devnet_genesis_document(validators[0], "poa")
     community = random_community(prosumers, dist, np.random.default_rng(seed))
     pairs = live_prosumer_accounts(prosumers)
     for k, (prosumer, oracle) in enumerate(pairs[DEVNET_ACCOUNTS - 1:], start=DEVNET_ACCOUNTS):
@@ -121,17 +107,9 @@ def poeg_live_genesis_document(validators: list[Address], prosumers: int, slot_s
     meters = document["contracts"]["Meters"]["params"]
     meters["slotSeconds"] = slot_seconds
     meters["oracles"].update({p.address.to_checksum(): o.address.to_checksum() for p, o in pairs})
-    document["consensus"] = {
-        "engine": "poeg",
-        "validators": [{"address": v.to_checksum(), "stake": str(stake)} for v in validators],
-        "prosumers": [{"address": p.address.to_checksum(), "x": community.x_m[k], "y": community.y_m[k],
-                       "validator": validators[k % len(validators)].to_checksum()} for k, (p, _) in enumerate(pairs)],
-        "timeout": timeout,
-    }
-    for validator in validators:
-        document["accounts"].setdefault(validator.to_checksum(), {"balance": str(10**22), "role": "edge_server",
-                                                                  "name": "validator"})
-    return document
+    return _scored_consensus(document, "poeg", validators, stake, timeout, prosumers=[
+        {"address": p.address.to_checksum(), "x": community.x_m[k], "y": community.y_m[k],
+         "validator": validators[k % len(validators)].to_checksum()} for k, (p, _) in enumerate(pairs)])
 
 
 EV_CAPACITY_WH = 42_000
@@ -157,14 +135,6 @@ def posoc_genesis_document(validators: list[Address], evs: int = 10, hour_second
         document["accounts"][names[k]]["role"] = "ev"
         chargers[ev] = {"charger": charger, "capacityWh": EV_CAPACITY_WH, "socMaxPpm": EV_SOC_MAX_PPM}
     document["contracts"]["EVChargers"] = {"params": {"hourSeconds": hour_seconds, "evs": chargers}}
-    document["consensus"] = {
-        "engine": "posoc",
-        "validators": [{"address": v.to_checksum(), "stake": str(stake)} for v in validators],
-        "evs": [{"address": accounts[k].address.to_checksum(),
-                 "validator": validators[k % len(validators)].to_checksum()} for k in range(first, DEVNET_ACCOUNTS)],
-        "windowHours": window_hours, "timeout": timeout,
-    }
-    for validator in validators:
-        document["accounts"].setdefault(validator.to_checksum(), {"balance": str(10**22), "role": "edge_server",
-                                                                  "name": "validator"})
-    return document
+    return _scored_consensus(document, "posoc", validators, stake, timeout, windowHours=window_hours, evs=[
+        {"address": accounts[k].address.to_checksum(), "validator": validators[k % len(validators)].to_checksum()}
+        for k in range(first, DEVNET_ACCOUNTS)])

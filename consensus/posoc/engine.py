@@ -50,6 +50,8 @@ from vm.types import Address
 
 POSOC_ADDRESS = Address(bytes.fromhex("6772696400000000000000000000000000000004"))  # "grid" ‖ 4
 MAX_EVS = 1024
+MAX_WINDOW_HOURS = 7 * 24
+"""A window's draw reads every EV's report for every hour of it: at most 1,024 × 168 reads."""
 NEXT_WINDOW = Value(b"posoc.nextWindow", "uint64")
 """The first window whose mLAG draw is not made; 0 until the first block starts the count."""
 WINDOW_SCORE = Mapping(b"posoc.windowScore", "int256")
@@ -104,6 +106,8 @@ class PoSOCConfig:
             raise ValueError("consensus.tariff takes off, mid and on (prices per kWh, integers)")
         prices = tuple(integer(tariff[b], f"consensus.tariff.{b}", minimum=1) for b in ("off", "mid", "on"))
         hours = integer(params.get("windowHours", 24), "consensus.windowHours", minimum=1)
+        if hours > MAX_WINDOW_HOURS:
+            raise ValueError(f"consensus.windowHours is at most {MAX_WINDOW_HOURS} (a week)")
         return cls(validator_set, tuple(evs), hours, prices)
 
 

@@ -2,7 +2,7 @@
 simulation's prosumers metered on chain, and the consensus checked from the chain's history.
 
 Phases, each a small function (CometBFT's e2e runner): setup (keys and a PoEG genesis with
-`prosumers` funded, registered and metered accounts, `poeg_live_genesis_document`), start
+`prosumers` funded, registered and metered accounts, `poeg_genesis_document`), start
 (`gridnode localnet` on those data dirs), load (every slot the meter oracles post the slot's
 synthetic readings, `market.agents.meter_driver`, and the run waits for the slot to settle),
 perturb (`--kill-producer-at`: SIGKILL the node first in the order, watch its fallback
@@ -95,13 +95,13 @@ class Localnet:
 
     def setup(self) -> None:
         from cli.localnet import prepare_localnet
-        from genesis.devnet import poeg_live_genesis_document
+        from genesis.devnet import poeg_genesis_document
         from node.datadir import read_private_key
         from consensus.engine import Signer
 
         s = self.settings
         datadirs = prepare_localnet(self.root, s.nodes, s.block_time, document_for=lambda validators: (
-            poeg_live_genesis_document(validators, s.prosumers, s.slot_seconds, s.seed, s.dist, timeout=s.timeout)))
+            poeg_genesis_document(validators, s.prosumers, s.slot_seconds, s.seed, s.dist, timeout=s.timeout)))
         self.validators = [Signer(read_private_key(d.signer_key_file)).address.to_checksum() for d in datadirs]
 
     def start(self) -> None:

@@ -268,3 +268,25 @@ def test_a_validator_that_sees_an_equivocation_sends_the_evidence_itself(tmp_pat
     state = net.follower.state()
     assert net.follower.engine.penalties(state)[-1]["reason"] == f"equivocation at height {first.header.number}"
     assert net.follower.engine.stake(state, producer.address) == 0
+
+
+def test_malformed_or_misdirected_messages_to_the_engine_change_nothing(tmp_path):
+    """Garbage, an unknown kind, truncated evidence, a challenge of a slot never settled, and a
+    settlement from someone who is not the producer: each still pays its gas, the block is valid
+    on every node, and no stake, penalty or record moves."""
+    net = Net(tmp_path)
+    net.block()
+    poster = ACCOUNTS[1].private_key
+    junk = [b"", b"\xff" * 40, b"\x02" + b"\xc0", b"\x02" + b"\x01" * 300,
+            messages.challenge(12345, 0, 1, lp.Certificate((), (), (), 0)),
+            messages.SETTLE + b"\x00" * 64]
+    base_fee = net.base_fee()
+    txs = [decode_transaction(sign_legacy(net.chain.chain_id, n, 2 * base_fee, 100_000, POEG_ADDRESS, 0, data, poster))
+           for n, data in enumerate(junk)]
+    engine, before = net.follower.engine, net.follower.state()
+    stakes = [engine.stake(before, v.address) for v in VALIDATORS]
+    block = net.block(txs)
+    assert len(block.transactions) == len(junk) and net.follower.head.hash == block.hash
+    state = net.follower.state()
+    assert [engine.stake(state, v.address) for v in VALIDATORS] == stakes
+    assert engine.penalties(state) == [] and ledger.read_record(state) is None
