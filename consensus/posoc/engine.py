@@ -28,9 +28,22 @@ the mLAG drawn for window r + 1 posts the global model (AGGREGATE ‖ RLP[round 
 included, ascending]) during window r + 1, once, naming only EVs that committed to round r: an EV
 whose update is missing is excluded by not being named. What fails a rule changes nothing.
 
-Not here yet (issue 12): the weights themselves over libp2p and the bit-for-bit check of the
-FedAvg aggregate (4.19), the V2V market through the double auction, and the mining fee with
-confiscation (eq. 4.20).
+The bit-for-bit check (4.19). The weights travel off chain (node/p2p/models.py); the chain keeps
+their hashes, so anyone who holds the included updates can prove a wrong aggregate:
+CHALLENGE_AGGREGATE ‖ RLP[round, [update bytes, …]], the included updates in the aggregate's
+order. Every node checks each blob against the EV's committed hash (a blob that differs proves
+nothing: ClaimError), then recomputes FedAvg in fixed point (`consensus.rules.fedavg`); if an
+included update is malformed or the average's hash is not the posted one, the aggregate is voided
+and the mLAG's bonded validator slashed. So that every aggregate can be challenged in one
+transaction, the committed sizes of the updates an aggregate includes sum to at most
+MAX_CHALLENGE_BYTES (each update is at most that too). The exclusion rule an honest mLAG follows
+(`fedavg.includable`): include exactly the committed updates it could fetch that hash to their
+commitment, decode and share the layout of the first such by EV index, while the included sizes stay
+within MAX_CHALLENGE_BYTES; naming a malformed one voids the aggregate. A challenge
+has no deadline; a voided round stays aggregated (it is not posted again).
+
+The V2V market and the mining fee with confiscation (eq. 4.20) are the V2VMarket contract's
+(`market.contracts.v2v_market`), which reads this engine's window and tariff.
 """
 from __future__ import annotations
 
@@ -39,11 +52,14 @@ from dataclasses import dataclass
 import rlp
 
 from consensus.engine import ChainReader, EngineServices
+from consensus.rules.fedavg import ModelError, aggregate_hash
 from consensus.rules.posoc import band, hour_score_int, price_factor_ppm
 from consensus.scored import SLASHED, ClaimError, ScoredEngine, ValidatorSet, bonded, integer
 from vm.blocks import Header
 from vm.codec import decode as rlp_decode
 from vm.codec import fields, string, uint
+from vm.crypto import keccak256
+from vm.limits import MAX_TRANSACTION_SIZE, rlp_list_size, rlp_string_size
 from vm.native.storage import Mapping, Struct, Value
 from vm.state import State
 from vm.types import Address
@@ -59,17 +75,35 @@ WINDOW_SCORE = Mapping(b"posoc.windowScore", "int256")
 MLAG = Mapping(b"posoc.mlag", "address")
 """Window → the EV drawn as its miner-aggregator."""
 DRAWN_WINDOW = Value(b"posoc.drawnWindow", "uint64")
-COMMIT, AGGREGATE = b"\x10", b"\x11"
-MAX_MODEL_BYTES = 64 * 1024 * 1024
+COMMIT, AGGREGATE, CHALLENGE_AGGREGATE = b"\x10", b"\x11", b"\x12"
+MAX_CHALLENGE_BYTES = 120_000
+"""The committed sizes of the updates one aggregate includes sum to at most this, so the challenge
+that carries them all fits one transaction (MAX_TRANSACTION_SIZE, 128 KiB). The actor-critic's
+update is 7,806 bytes: 15 of them per aggregate."""
+MAX_MODEL_BYTES = MAX_CHALLENGE_BYTES
 """The largest model update a commitment may announce (the weights travel off chain)."""
+_TX_ENVELOPE = 512
+"""Room for a signed transaction's fields around its data (type, nonce, fees, gas, to, value, signature)."""
+assert 1 + rlp_list_size(rlp_string_size(8) + rlp_list_size(MAX_CHALLENGE_BYTES + 1024 * 4)) + _TX_ENVELOPE \
+    <= MAX_TRANSACTION_SIZE, "a challenge of a maximal aggregate must fit one transaction"
 UPDATE = Struct(hash="bytes32", size="uint64")
 UPDATES = Mapping(b"posoc.update", UPDATE)
 """(round, EV) → its committed update."""
 UPDATE_COUNT = Mapping(b"posoc.updateCount", "uint64")
-GLOBAL = Struct(hash="bytes32", included="uint64", by="address", number="uint64")
+GLOBAL = Struct(hash="bytes32", included="uint64[]", by="address", number="uint64", voided="bool")
 GLOBALS = Mapping(b"posoc.global", GLOBAL)
-"""Round → the aggregate the mLAG posted."""
+"""Round → the aggregate the mLAG posted: its hash, the EVs (indices, ascending) it averaged, who
+posted it in which block, and whether a challenge proved it wrong."""
 LAST_AGGREGATED = Value(b"posoc.lastAggregated", "uint64")
+AGGREGATE_COUNT = Value(b"posoc.aggregateCount", "uint64")
+AGGREGATED = Mapping(b"posoc.aggregated", "uint64")
+"""k → the round of the k-th aggregate posted (for the model view's latest few)."""
+MODEL_VIEW_AGGREGATES = 8
+WINDOW_HOURS = Value(b"posoc.windowHours", "uint64")
+TARIFF = Mapping(b"posoc.tariff", "uint256")
+"""Band (0 off, 1 mid, 2 on) → its price per kWh. The window and the tariff are written at genesis so
+the V2V market reads the very numbers the scores use (`market.contracts.v2v_market`)."""
+BANDS = ("off", "mid", "on")
 
 
 def commitment(round_: int, model_hash: bytes, size: int) -> bytes:
@@ -80,6 +114,11 @@ def commitment(round_: int, model_hash: bytes, size: int) -> bytes:
 def aggregate(round_: int, model_hash: bytes, included: list[int]) -> bytes:
     """The data of the mLAG's global model for `round_`, naming the EVs (genesis indices) it averaged."""
     return AGGREGATE + rlp.encode([round_, model_hash, included])
+
+
+def challenge(round_: int, blobs: list[bytes]) -> bytes:
+    """The data of a challenge to `round_`'s aggregate: the included updates, in the aggregate's order."""
+    return CHALLENGE_AGGREGATE + rlp.encode([round_, list(blobs)])
 
 
 @dataclass(frozen=True)
@@ -123,6 +162,12 @@ class ProofOfStateOfCharge(ScoredEngine):
         self.services = services
         self.window_seconds = services.hour_seconds * config.window_hours
 
+    def genesis_state(self, state: State) -> None:
+        super().genesis_state(state)
+        WINDOW_HOURS.write(state, self.address, self.config.window_hours)
+        for index, price in enumerate(self.config.tariff):
+            TARIFF.write(state, self.address, index, price)
+
     def delta_ppm(self, hour: int) -> int:
         """δ of the hour's band (eqs. 4.2–4.4), from the genesis tariff; hours count from the epoch (UTC)."""
         off, mid, on = self.config.tariff
@@ -164,11 +209,14 @@ class ProofOfStateOfCharge(ScoredEngine):
         DRAWN_WINDOW.write(state, self.address, due + 1)
         NEXT_WINDOW.write(state, self.address, due + 1)
 
-    def receive(self, state: State, header: Header, tx) -> None:
-        """A model commitment or aggregate (federated learning's ledger): recorded, never slashed."""
+    def receive(self, state: State, header: Header, tx) -> tuple[Address, str] | None:
+        """A model commitment, an aggregate, or a challenge to one (federated learning's ledger)."""
+        kind = tx.data[:1]
+        if kind == CHALLENGE_AGGREGATE:
+            return self._challenge(state, tx)
         window = header.timestamp // self.window_seconds
         evs = [ev.address for ev in self.config.evs]
-        kind, (round_item, hash_item, third) = tx.data[:1], fields(rlp_decode(tx.data[1:], max_depth=2), 3, "message")
+        round_item, hash_item, third = fields(rlp_decode(tx.data[1:], max_depth=2), 3, "message")
         round_, model_hash = uint(round_item, "round", 8), string(hash_item, "hash", length=32)
         if kind == COMMIT:
             if tx.sender not in evs:
@@ -189,17 +237,55 @@ class ProofOfStateOfCharge(ScoredEngine):
                 raise ClaimError(f"the aggregate of round {window - 1} is the window {window} mLAG's to post")
             if GLOBALS.read(state, self.address, round_) is not None:
                 raise ClaimError(f"round {round_} is already aggregated")
-            if not isinstance(third, list) or len(third) > len(evs):
+            if not isinstance(third, list) or not 0 < len(third) <= len(evs):
                 raise ClaimError("the aggregate names the EVs it includes")
             included = [uint(k, "included", 4) for k in third]
-            if included != sorted(set(included)) or any(k >= len(evs) for k in included) or any(
-                    UPDATES.read(state, self.address, round_, evs[k]) is None for k in included):
+            if included != sorted(set(included)) or any(k >= len(evs) for k in included):
                 raise ClaimError("the aggregate may include only EVs that committed to the round, ascending")
-            GLOBALS.write(state, self.address, round_, {"hash": model_hash, "included": len(included),
+            updates = [UPDATES.read(state, self.address, round_, evs[k]) for k in included]
+            if any(update is None for update in updates):
+                raise ClaimError("the aggregate may include only EVs that committed to the round, ascending")
+            total = sum(update["size"] for update in updates)
+            if total > MAX_CHALLENGE_BYTES:
+                raise ClaimError(f"the included updates are {total} bytes: an aggregate includes at most "
+                                 f"{MAX_CHALLENGE_BYTES} bytes of them, so one transaction can challenge it")
+            GLOBALS.write(state, self.address, round_, {"hash": model_hash, "included": included,
                                                          "by": tx.sender.to_checksum(), "number": header.number})
             LAST_AGGREGATED.write(state, self.address, round_)
+            count = AGGREGATE_COUNT.read(state, self.address)
+            AGGREGATED.write(state, self.address, count, round_)
+            AGGREGATE_COUNT.write(state, self.address, count + 1)
             return None
         raise ClaimError(f"unknown message kind 0x{kind.hex()}")
+
+    def _challenge(self, state: State, tx) -> tuple[Address, str]:
+        """Recompute the aggregate from the updates the challenge carries: void it and slash its
+        poster's validator if it does not match; ClaimError if it does, or if a blob is not the
+        committed one (which proves nothing)."""
+        round_item, blobs_item = fields(rlp_decode(tx.data[1:], max_depth=2), 2, "challenge")
+        round_ = uint(round_item, "round", 8)
+        posted = GLOBALS.read(state, self.address, round_)
+        if posted is None:
+            raise ClaimError(f"round {round_} has no aggregate")
+        if posted["voided"]:
+            raise ClaimError(f"the aggregate of round {round_} is already voided")
+        if not isinstance(blobs_item, list) or len(blobs_item) != len(posted["included"]):
+            raise ClaimError(f"a challenge carries the {len(posted['included'])} included updates, one per EV")
+        blobs = [string(blob, "update") for blob in blobs_item]
+        for index, blob in zip(posted["included"], blobs):
+            ev = self.config.evs[index].address
+            if keccak256(blob) != UPDATES.read(state, self.address, round_, ev)["hash"]:
+                raise ClaimError(f"the update given for {ev.to_checksum()} is not the one it committed to")
+        try:
+            matches = aggregate_hash(blobs) == posted["hash"]
+        except ModelError:
+            matches = False  # naming a malformed update breaks the exclusion rule
+        if matches:
+            raise ClaimError("the aggregate matches its updates")
+        GLOBALS.write(state, self.address, round_, {**posted, "voided": True})
+        poster = Address.from_hex(posted["by"])
+        validator = next(ev.validator for ev in self.config.evs if ev.address == poster)
+        return validator, f"aggregate of round {round_} does not match its updates"
 
     def status(self, chain: ChainReader, state: State) -> dict:
         at = self.address
@@ -221,11 +307,24 @@ class ProofOfStateOfCharge(ScoredEngine):
             "model": self._model_view(state, head.timestamp // self.window_seconds),
         }
 
+    def aggregate_record(self, state: State, round_: int) -> dict | None:
+        """Round `round_`'s aggregate as the views show it, or None."""
+        posted = GLOBALS.read(state, self.address, round_)
+        if posted is None:
+            return None
+        return {"round": round_, "hash": "0x" + posted["hash"].hex(),
+                "included": [self.config.evs[k].address.to_checksum() for k in posted["included"]],
+                "by": Address.from_hex(posted["by"]).to_checksum(), "blockNumber": posted["number"],
+                "voided": posted["voided"]}
+
+    def update_record(self, state: State, round_: int, ev: Address) -> dict | None:
+        """`ev`'s committed update for `round_`: {"hash": bytes, "size": int}, or None."""
+        return UPDATES.read(state, self.address, round_, ev)
+
     def _model_view(self, state: State, window: int) -> dict:
+        """The round in progress, its commitments, and the latest aggregates (newest last)."""
         at = self.address
-        aggregated = LAST_AGGREGATED.read(state, at)
-        latest = GLOBALS.read(state, at, aggregated) if aggregated else None
+        count = AGGREGATE_COUNT.read(state, at)
+        rounds = [AGGREGATED.read(state, at, k) for k in range(max(count - MODEL_VIEW_AGGREGATES, 0), count)]
         return {"round": window, "commitments": UPDATE_COUNT.read(state, at, window),
-                "lastAggregate": None if latest is None else {
-                    "round": aggregated, "hash": "0x" + latest["hash"].hex(), "included": latest["included"],
-                    "by": Address.from_hex(latest["by"]).to_checksum(), "blockNumber": latest["number"]}}
+                "aggregates": [self.aggregate_record(state, r) for r in rounds]}

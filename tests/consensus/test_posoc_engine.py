@@ -158,7 +158,7 @@ def test_model_commitments_and_the_mlags_aggregate_are_recorded_by_the_rules(tmp
     stranger = net.call(ACCOUNTS[1].private_key, POSOC_ADDRESS, commitment(round_, b"\x08" * 32, 1_000))
     net.block([again, stranger])
     assert engine.status(net.chain, net.follower.state())["model"] == {"round": round_, "commitments": 3,
-                                                                         "lastAggregate": None}
+                                                                         "aggregates": []}
     net.run_window()
     view = engine.status(net.chain, net.follower.state())
     mlag = next(a for a in ACCOUNTS if a.address.to_checksum() == view["mlag"])
@@ -166,8 +166,9 @@ def test_model_commitments_and_the_mlags_aggregate_are_recorded_by_the_rules(tmp
     included = [k - FIRST_EV for k in committers]
     net.block([net.call(other.private_key, POSOC_ADDRESS, aggregate(round_, b"\x07" * 32, included)),
                net.call(mlag.private_key, POSOC_ADDRESS, aggregate(round_, b"\x06" * 32, included + [4]))])
-    assert engine.status(net.chain, net.follower.state())["model"]["lastAggregate"] is None
+    assert engine.status(net.chain, net.follower.state())["model"]["aggregates"] == []
     net.block([net.call(mlag.private_key, POSOC_ADDRESS, aggregate(round_, b"\x05" * 32, included))])
-    last = engine.status(net.chain, net.follower.state())["model"]["lastAggregate"]
-    assert last == {"round": round_, "hash": "0x" + "05" * 32, "included": 3, "by": view["mlag"],
-                    "blockNumber": net.follower.head.number}
+    [last] = engine.status(net.chain, net.follower.state())["model"]["aggregates"]
+    assert last == {"round": round_, "hash": "0x" + "05" * 32,
+                    "included": [ACCOUNTS[k].address.to_checksum() for k in committers], "by": view["mlag"],
+                    "blockNumber": net.follower.head.number, "voided": False}

@@ -112,8 +112,8 @@ class _Slots:
         self.name = name
         self.codec = _codec(kind)
 
-    def _load(self, ctx, slot: bytes):
-        data = ctx.state.get_storage(ctx.address, slot)
+    def _load(self, ctx, slot: bytes, address: Address | None = None):
+        data = ctx.state.get_storage(ctx.address if address is None else address, slot)
         charge_read(ctx, data)
         return self.codec.decode(data)
 
@@ -128,6 +128,10 @@ class Value(_Slots):
 
     def get(self, ctx) -> Any:
         return self._load(ctx, slot_of(self.name))
+
+    def get_at(self, ctx, address: Address) -> Any:
+        """Read the value another account (an engine) keeps, charged like a read of one's own."""
+        return self._load(ctx, slot_of(self.name), address)
 
     def set(self, ctx, value) -> None:
         self._store(ctx, slot_of(self.name), value)
@@ -144,6 +148,10 @@ class Mapping(_Slots):
 
     def get(self, ctx, *keys) -> Any:
         return self._load(ctx, slot_of(self.name, keys))
+
+    def get_at(self, ctx, address: Address, *keys) -> Any:
+        """Read a value another account (an engine) keeps, charged like a read of one's own."""
+        return self._load(ctx, slot_of(self.name, keys), address)
 
     def set(self, ctx, *keys_and_value) -> None:
         *keys, value = keys_and_value
