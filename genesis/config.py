@@ -107,7 +107,10 @@ class Genesis:
         if len({a.address for a in genesis.accounts}) != len(genesis.accounts):
             raise GenesisError("accounts lists an address twice")
         genesis.create_engine()
-        genesis.contracts  # checks the "contracts" section
+        market = genesis.contracts.by_name("V2VMarket")  # also checks the "contracts" section
+        if market is not None and genesis.engine != "posoc":
+            raise GenesisError("contracts.V2VMarket trades on PoSOC's windows and tariff: it needs consensus.engine "
+                               "\"posoc\"")
         return genesis
 
     def create_engine(self) -> Engine:

@@ -115,6 +115,8 @@ def poeg_genesis_document(validators: list[Address], prosumers: int = 19, slot_s
 EV_CAPACITY_WH = 42_000
 """Table 4.1's Toyota RAV4 battery."""
 EV_SOC_MAX_PPM = 800_000
+EV_START_WH = EV_CAPACITY_WH // 2
+"""Each EV starts with its battery's energy at 50 % SOC as energy tokens, which it sells V2V."""
 
 
 def posoc_genesis_document(validators: list[Address], evs: int = 10, hour_seconds: int = 10,
@@ -122,7 +124,8 @@ def posoc_genesis_document(validators: list[Address], evs: int = 10, hour_second
     """The devnet under proof of state of charge: `validators` produce (each funded and bonding
     `stake`); the last `evs` of devnet accounts #1..#19 are EVs (Table 4.1's 42 kWh battery, SOC
     ≤ 80 %), bonded round-robin, their meter oracles their chargers, reporting every `hour_seconds`;
-    the accounts before them stay prosumers."""
+    the accounts before them stay prosumers. The EVs hold their battery's energy as energy tokens
+    and trade it with each other on the V2VMarket."""
     if not 1 <= evs < DEVNET_ACCOUNTS:
         raise ValueError(f"the devnet has {DEVNET_ACCOUNTS - 1} accounts that can be EVs")
     document = devnet_genesis_document(validators[0], "poa")
@@ -135,6 +138,8 @@ def posoc_genesis_document(validators: list[Address], evs: int = 10, hour_second
         document["accounts"][names[k]]["role"] = "ev"
         chargers[ev] = {"charger": charger, "capacityWh": EV_CAPACITY_WH, "socMaxPpm": EV_SOC_MAX_PPM}
     document["contracts"]["EVChargers"] = {"params": {"hourSeconds": hour_seconds, "evs": chargers}}
+    document["contracts"]["EnergyToken"]["params"]["balances"] = {ev: str(EV_START_WH) for ev in chargers}
+    document["contracts"]["V2VMarket"] = {"params": {}}
     return _scored_consensus(document, "posoc", validators, stake, timeout, windowHours=window_hours, evs=[
         {"address": accounts[k].address.to_checksum(), "validator": validators[k % len(validators)].to_checksum()}
         for k in range(first, DEVNET_ACCOUNTS)])

@@ -15,4 +15,5 @@ CATALOG: dict[str, str] = {
     "AuctionFactory": "market.contracts.auction_factory:AuctionFactory",
     "DoubleAuction": "market.contracts.double_auction:DoubleAuction",
     "EVChargers": "market.contracts.ev_chargers:EVChargers",
+    "V2VMarket": "market.contracts.v2v_market:V2VMarket",
 }

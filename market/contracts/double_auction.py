@@ -42,6 +42,8 @@ Clearing (integers only, deterministic):
 Orders cleared are `settled` (status 3) with their `filledWh`; a cancelled one is status 2."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from market.contracts.addresses import ENERGY_TOKEN, FIAT_TOKEN
 from market.contracts.params import as_address, parse_address, parse_amount
 from vm.native.contract import CallContext, NativeContract, Revert, abi_function
@@ -69,6 +71,17 @@ SELLER_ROLES = (Role.PROSUMER, Role.OPERATOR)
 BUYER_ROLES = (Role.PROSUMER, Role.RETAILER, Role.EV, Role.OPERATOR)
 
 
+@dataclass
+class Payout:
+    """What one clearing owes an owner: fiat refunded from its bids' escrow, fiat earned by its asks,
+    fiat its bids spent, energy bought or not sold."""
+
+    refund: int = 0
+    earned: int = 0
+    spent: int = 0
+    energy: int = 0
+
+
 class Status:
     NONE = 0
     OPEN = 1
@@ -76,9 +89,10 @@ class Status:
     SETTLED = 3
 
 
-def cost_of(wh: int, price_per_kwh: int) -> int:
-    """Fiat base units for `wh` Wh at `price_per_kwh`, rounded up."""
-    return -(-wh * price_per_kwh // WH_PER_KWH)
+def cost_of(wh: int, price_per_kwh: int, scale: int = WH_PER_KWH) -> int:
+    """Fiat base units for `wh` Wh at `price_per_kwh`, rounded up (`scale`: Wh per base unit of price
+    per kWh — 1,000 when prices are base units per kWh)."""
+    return -(-wh * price_per_kwh // scale)
 
 
 ORDER = Struct(owner="address", isBid="bool", wh="uint256", pricePerKWh="uint256", escrow="uint256",
@@ -129,6 +143,10 @@ class DoubleAuction(NativeContract):
     default_address = DOUBLE_AUCTION
     has_end_of_block = True
     end_of_block_gas = END_OF_BLOCK_GAS
+    buyer_roles, seller_roles = BUYER_ROLES, SELLER_ROLES
+    price_scale = WH_PER_KWH
+    """cost = ⌈wh · price / price_scale⌉ fiat base units."""
+    reason = "double"
 
     @classmethod
     def parse_params(cls, params: dict) -> dict:
@@ -172,26 +190,26 @@ class DoubleAuction(NativeContract):
     @abi_function("placeBid")
     def _place_bid(self, ctx: CallContext, wh: int, price_per_kwh: int) -> int:
         self._check_order(ctx, wh, price_per_kwh)
-        self.require_role(ctx, ctx.caller, *BUYER_ROLES, reason="double: caller may not buy energy")
-        return self._place(ctx, True, wh, price_per_kwh, cost_of(wh, price_per_kwh))
+        self.require_role(ctx, ctx.caller, *self.buyer_roles, reason=f"{self.reason}: caller may not buy energy")
+        return self._place(ctx, True, wh, price_per_kwh, cost_of(wh, price_per_kwh, self.price_scale))
 
     @abi_function("placeAsk")
     def _place_ask(self, ctx: CallContext, wh: int, price_per_kwh: int) -> int:
         self._check_order(ctx, wh, price_per_kwh)
-        self.require_role(ctx, ctx.caller, *SELLER_ROLES, reason="double: caller may not sell energy")
+        self.require_role(ctx, ctx.caller, *self.seller_roles, reason=f"{self.reason}: caller may not sell energy")
         return self._place(ctx, False, wh, price_per_kwh, wh)
 
     @abi_function("cancelOrder")
     def _cancel_order(self, ctx: CallContext, order_id: int) -> None:
         order = ORDERS.get(ctx, order_id)
         if order is None:
-            raise Revert("double: no such order")
+            raise Revert(f"{self.reason}: no such order")
         if Address.from_hex(order["owner"]) != ctx.caller:
-            raise Revert("double: caller is not the order's owner")
+            raise Revert(f"{self.reason}: caller is not the order's owner")
         if order["cancelled"]:
-            raise Revert("double: order already cancelled")
+            raise Revert(f"{self.reason}: order already cancelled")
         if order_id < CURSOR.get(ctx):
-            raise Revert("double: order already cleared")
+            raise Revert(f"{self.reason}: order already cleared")
         ORDERS.set(ctx, order_id, {**order, "cancelled": True})
         OPEN_COUNT.set(ctx, OPEN_COUNT.get(ctx) - 1)
         self.emit(ctx, "OrderCancelled", order_id, order["owner"], order["escrow"])
@@ -202,7 +220,7 @@ class DoubleAuction(NativeContract):
     def _order_view(self, ctx: CallContext, order_id: int) -> tuple:
         order = ORDERS.get(ctx, order_id)
         if order is None:
-            raise Revert("double: no such order")
+            raise Revert(f"{self.reason}: no such order")
         if order["cancelled"]:
             status = Status.CANCELLED
         elif order_id < CURSOR.get(ctx):
@@ -222,7 +240,7 @@ class DoubleAuction(NativeContract):
 
     @abi_function("interval")
     def _interval(self, ctx: CallContext) -> int:
-        return ctx.env.number // SETTINGS["intervalBlocks"].get(ctx)
+        return self.current_interval(ctx)
 
     @abi_function("intervalBlocks")
     def _interval_blocks(self, ctx: CallContext) -> int:
@@ -282,7 +300,7 @@ class DoubleAuction(NativeContract):
         for bid_id, ask_id, wh in fills:
             price = orders[bid_id]["pricePerKWh"] if pay_as_bid else uniform
             before = filled.get(bid_id, 0)
-            fiat = cost_of(before + wh, price) - cost_of(before, price)
+            fiat = cost_of(before + wh, price, self.price_scale) - cost_of(before, price, self.price_scale)
             filled[bid_id] = before + wh
             filled[ask_id] = filled.get(ask_id, 0) + wh
             paid[bid_id] = paid.get(bid_id, 0) + fiat
@@ -291,50 +309,61 @@ class DoubleAuction(NativeContract):
             value += wh * price
             self.emit(ctx, "Fill", interval, bid_id, ask_id, wh, price)
         price = uniform if not pay_as_bid else (value // volume if volume else 0)
-        payouts: dict[str, list[int]] = {}  # owner -> [fiat, energy]
+        payouts: dict[str, Payout] = {}
         for order_id, order in orders.items():
             got = filled.get(order_id, 0)
             if got:
                 FILLED.set(ctx, order_id, got)
-            due = payouts.setdefault(order["owner"], [0, 0])
+            due = payouts.setdefault(order["owner"], Payout())
             if order["isBid"]:
-                due[0] += order["escrow"] - paid.get(order_id, 0)
-                due[1] += got
+                due.refund += order["escrow"] - paid.get(order_id, 0)
+                due.spent += paid.get(order_id, 0)
+                due.energy += got
             else:
-                due[0] += earned.get(order_id, 0)
-                due[1] += order["wh"] - got
+                due.earned += earned.get(order_id, 0)
+                due.energy += order["wh"] - got
         CURSOR.set(ctx, end)
-        OPEN_COUNT.set(ctx, 0)
+        OPEN_COUNT.set(ctx, OPEN_COUNT.get(ctx) - len(orders))
         CLEARING.set(ctx, interval, {"price": price, "volumeWh": volume, "fills": len(fills), "orders": len(orders)})
         LAST.set(ctx, interval + 1)
         self.emit(ctx, "Cleared", interval, price, volume)
-        owners = sorted(payouts, key=lambda a: bytes(Address.from_hex(a)))
-        for token, column in (("fiatToken", 0), ("energyToken", 1)):
-            due = [(owner, payouts[owner][column]) for owner in owners if payouts[owner][column]]
-            if due:
-                recipients, amounts = zip(*due)
-                (ok,) = self.invoke(ctx, self._contract(ctx, token), "transferBatch(address[],uint256[])",
-                                    (list(recipients), list(amounts)), ("bool",))
-                if not ok:
-                    raise Revert(f"double: {token} transferBatch failed")
+        self.pay_out(ctx, interval, {owner: payouts[owner] for owner in
+                                     sorted(payouts, key=lambda a: bytes(Address.from_hex(a)))})
+
+    def pay_out(self, ctx: CallContext, interval: int, payouts: dict[str, "Payout"]) -> None:
+        """Pay every owner (ascending address) its refund and earnings in fiat and its energy."""
+        self.pay_batch(ctx, "fiatToken", [(owner, due.refund + due.earned) for owner, due in payouts.items()])
+        self.pay_batch(ctx, "energyToken", [(owner, due.energy) for owner, due in payouts.items()])
+
+    def pay_batch(self, ctx: CallContext, token: str, amounts: list[tuple[str, int]]) -> None:
+        """One `transferBatch` of a token to the owners with a non-zero amount."""
+        due = [(owner, amount) for owner, amount in amounts if amount]
+        if due:
+            recipients, values = zip(*due)
+            (ok,) = self.invoke(ctx, self._contract(ctx, token), "transferBatch(address[],uint256[])",
+                                (list(recipients), list(values)), ("bool",))
+            if not ok:
+                raise Revert(f"{self.reason}: {token} transferBatch failed")
 
     # -- helpers ------------------------------------------------------------------------------
-    @staticmethod
-    def _check_order(ctx: CallContext, wh: int, price_per_kwh: int) -> None:
+    def current_interval(self, ctx: CallContext) -> int:
+        """The trading interval an order placed now belongs to."""
+        return ctx.env.number // SETTINGS["intervalBlocks"].get(ctx)
+
+    def _check_order(self, ctx: CallContext, wh: int, price_per_kwh: int) -> None:
         if wh == 0:
-            raise Revert("double: zero amount")
+            raise Revert(f"{self.reason}: zero amount")
         if price_per_kwh == 0:
-            raise Revert("double: zero price")
+            raise Revert(f"{self.reason}: zero price")
         if wh >= MAX_QUANTITY or price_per_kwh >= MAX_QUANTITY:
-            raise Revert("double: amount or price too large")
+            raise Revert(f"{self.reason}: amount or price too large")
         if OPEN_COUNT.get(ctx) >= MAX_BOOK:
-            raise Revert(f"double: order book full ({MAX_BOOK} open orders)")
+            raise Revert(f"{self.reason}: order book full ({MAX_BOOK} open orders)")
 
     def _place(self, ctx: CallContext, is_bid: bool, wh: int, price: int, escrow: int) -> int:
-        blocks = SETTINGS["intervalBlocks"].get(ctx)
         order_id = ORDER_COUNT.get(ctx)
         owner = ctx.caller.to_checksum()
-        interval = ctx.env.number // blocks
+        interval = self.current_interval(ctx)
         ORDERS.set(ctx, order_id, {"owner": owner, "isBid": is_bid, "wh": wh, "pricePerKWh": price,
                                    "escrow": escrow, "interval": interval, "cancelled": False})
         ORDER_COUNT.set(ctx, order_id + 1)
@@ -344,14 +373,13 @@ class DoubleAuction(NativeContract):
         (ok,) = self.invoke(ctx, self._contract(ctx, token), "transferFrom(address,address,uint256)",
                             (owner, ctx.address.to_checksum(), escrow), ("bool",))
         if not ok:
-            raise Revert(f"double: {token} transferFrom failed")
+            raise Revert(f"{self.reason}: {token} transferFrom failed")
         return order_id
 
-    @staticmethod
-    def _contract(ctx: CallContext, key: str) -> Address:
+    def _contract(self, ctx: CallContext, key: str) -> Address:
         address = as_address(SETTINGS[key].get(ctx))
         if address == ZERO_ADDRESS:
-            raise Revert(f"double: {key} address not set")
+            raise Revert(f"{self.reason}: {key} address not set")
         return address
 
     def _pay(self, ctx: CallContext, token: str, to: str, amount: int, address: Address | None = None) -> None:
@@ -361,4 +389,4 @@ class DoubleAuction(NativeContract):
         address = address if address is not None else self._contract(ctx, token)
         (ok,) = self.invoke(ctx, address, "transfer(address,uint256)", (to, amount), ("bool",))
         if not ok:
-            raise Revert(f"double: {token} transfer failed")
+            raise Revert(f"{self.reason}: {token} transfer failed")

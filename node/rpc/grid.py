@@ -152,8 +152,14 @@ class GridApi:
 
     def grid_posoc(self) -> dict:
         """Proof of state of charge's view at the head: the window and hour, the mLAG drawn for
-        the window and the producer order, stakes, slashes and every EV's last window score."""
-        return self._engine_view("posoc")
+        the window and the producer order, stakes, slashes, every EV's last window score, the
+        model rounds, and the V2V market's mining fees (charged, paid, confiscated, still owed)."""
+        view = self._engine_view("posoc")
+        market = self.chain.contracts.by_name("V2VMarket")
+        if market is not None:
+            fees = market.fee_totals_at(self.chain.state(), market.address)
+            view["fees"] = {**fees, "owed": fees["charged"] - fees["paid"] - fees["confiscated"]}
+        return view
 
     def _engine_view(self, name: str) -> dict:
         view = self.chain.engine.status(self.chain, self.chain.state())
