@@ -14,12 +14,15 @@ from typing import Callable
 from aiohttp import web
 
 from consensus.engine import SealOptions, Signer
+from consensus.posoc.engine import ProofOfStateOfCharge
 from genesis.config import Genesis
+from node.aggregate_check import AggregateChecker
 from node.chain import Chain
 from node.datadir import DataDir
 from node.evidence import EvidenceReporter
 from node.intake import TransactionIntake
 from node.mempool import Mempool, MempoolLimits
+from node.models import ModelStore
 from node.network_port import NodeChainPort
 from node.p2p.service import P2PConfig, P2PService
 from node.producer import BlockProducer
@@ -27,6 +30,7 @@ from node.rpc.admin import AdminApi
 from node.rpc.eth import EthApi
 from node.rpc.filters import FilterApi
 from node.rpc.grid import GridApi, NodeIdentity
+from node.rpc.models import ModelApi
 from node.rpc.server import JsonRpcServer, RpcConfig, collect_methods
 from node.store import Store
 from node.txjournal import TxJournal
@@ -82,6 +86,9 @@ class Node:
         self.intake = TransactionIntake(chain, self.mempool)
         self.intake.journal = TxJournal(config.datadir.txpool_journal)
         self.network: P2PService | None = None
+        self.models = ModelStore(config.datadir.root / "models")
+        """Federated learning's models, by hash (node/models.py), served to peers (node/p2p/models.py)."""
+        self.aggregate_checker: AggregateChecker | None = None
         signer = config.signer
         self.producer = (BlockProducer(chain, self.mempool, signer, announce=self._announce_block, options=config.seal,
                                        bid_ordering=config.bid_ordering)
@@ -111,7 +118,7 @@ class Node:
         methods = collect_methods(
             eth, FilterApi(eth),
             GridApi(self.chain, self.mempool, identity, network.peer_count if network else (lambda: 0)),
-            AdminApi(network))
+            AdminApi(network), ModelApi(self.chain, self.models, network.fetch_models if network else None))
         return JsonRpcServer(methods, self.config.rpc)
 
     def _start_network(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -122,7 +129,7 @@ class Node:
                            genesis_hash=self.chain.genesis_block_hash())
         signer = self.config.signer
         reporter = EvidenceReporter(self.chain, self.intake, signer) if signer else None
-        self.network = P2PService(config, NodeChainPort(self.chain, self.intake, reporter), loop)
+        self.network = P2PService(config, NodeChainPort(self.chain, self.intake, reporter), loop, self.models.get)
         self.network.start()
         self.intake.announce = self.network.publish_transaction
         log.info("p2p listening", extra={"peer_id": self.network.peer_id,
@@ -134,6 +141,9 @@ class Node:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         self._start_network(loop)
+        if self.config.signer and isinstance(self.chain.engine, ProofOfStateOfCharge):
+            self.aggregate_checker = AggregateChecker(self.chain, self.intake, self.config.signer, self.models,
+                                                      self.network.fetch_models if self.network else None, loop)
         runner = web.AppRunner(self._rpc().app(), access_log=None, handle_signals=False)
         await runner.setup()
         try:

@@ -26,6 +26,7 @@ from node.p2p.gossip import Gossip
 from node.p2p.handshake import StatusProtocol
 from node.p2p.host import ListenError, advertised_addrs, build_host, listen
 from node.p2p.identity import NodeIdentity
+from node.p2p.models import MODELS_PROTOCOL, ModelExchange, ModelLookup
 from node.p2p.peers import PeerTable
 from node.p2p.port import ChainPort, ChainStatus
 from node.p2p.sync import SyncClient, Synchronizer, SyncServer
@@ -39,7 +40,8 @@ STOP_GRACE = 2.0
 
 class Network:
     def __init__(self, config: P2PConfig, identity: NodeIdentity, port: ChainPort, bridge: Bridge,
-                 initial_peers: list[PeerInfo]) -> None:
+                 initial_peers: list[PeerInfo], models: ModelLookup | None = None) -> None:
+        """`models` looks up stored models by hash on this thread (None: serve none)."""
         self.config = config
         self.identity = identity
         self.bridge = bridge
@@ -55,6 +57,7 @@ class Network:
         self.synchronizer = Synchronizer(SyncClient(self.host, config), self._port, self.peers, config, self.penalize)
         self.gossip = Gossip(self.host, self._port, self.peers, config, penalize=self.penalize,
                              request_gap_fill=self.synchronizer.request_gap_fill)
+        self.models = ModelExchange(self.host, bridge, models, self.peers, config, self.penalize)
         self.dialer: Dialer | None = None
         self.listen_addrs: list[str] = []
 
@@ -64,6 +67,7 @@ class Network:
         try:
             self.host.set_stream_handler(STATUS_PROTOCOL, self.status.handle)
             self.host.set_stream_handler(SYNC_PROTOCOL, self.sync_server.handle)
+            self.host.set_stream_handler(MODELS_PROTOCOL, self.models.handle)
             self.host.get_network().register_notifee(_ConnectionEvents(self))
             async with self.host.run(listen_addrs=[]):
                 # Only our dialer chooses whom to dial (see dialer.py).

@@ -22,6 +22,7 @@ from node.p2p.config import (
 )
 from node.p2p.host import ListenError
 from node.p2p.identity import IdentityError, load_or_create_identity
+from node.p2p.models import ModelLookup
 from node.p2p.network import Network
 from node.p2p.port import ChainPort
 from node.p2p.wire import MAX_GOSSIP_MESSAGE
@@ -39,11 +40,14 @@ class NetworkError(RuntimeError):
 
 
 class P2PService:
-    def __init__(self, config: P2PConfig, port: ChainPort, loop: asyncio.AbstractEventLoop) -> None:
-        """`port` is called only on `loop`'s thread. Loads (or creates) the node key, so
-        `peer_id` is known before `start`."""
+    def __init__(self, config: P2PConfig, port: ChainPort, loop: asyncio.AbstractEventLoop,
+                 models: ModelLookup | None = None) -> None:
+        """`port` is called only on `loop`'s thread; `models` (a thread-safe lookup of stored
+        models by hash) on the network's. Loads (or creates) the node key, so `peer_id` is known
+        before `start`."""
         self.config = config
         self._port = port
+        self._models = models
         self._bridge = Bridge(loop)
         try:
             self._identity = load_or_create_identity(config.datadir)
@@ -67,7 +71,7 @@ class P2PService:
                 parse_listen_address(address)
         except NetworkConfigError as exc:
             raise NetworkError(str(exc)) from exc
-        network = Network(self.config, self._identity, self._port, self._bridge, initial_peers)
+        network = Network(self.config, self._identity, self._port, self._bridge, initial_peers, self._models)
         ready: concurrent.futures.Future[list[str]] = concurrent.futures.Future()
         self._network = network
         self._thread = threading.Thread(target=self._run, args=(network, ready), name="gridnode-p2p", daemon=True)
@@ -154,6 +158,16 @@ class P2PService:
         except NetworkStopped:
             return False
         return True
+
+    def fetch_models(self, hashes: list[bytes], seconds: float) -> concurrent.futures.Future:
+        """Models fetched from peers (node/p2p/models.py), by hash, within `seconds`; a future of
+        a dict holding those found ({} if the network is not running). Thread-safe, never blocks."""
+        network = self._network
+        if network is None:
+            future: concurrent.futures.Future = concurrent.futures.Future()
+            future.set_result({})
+            return future
+        return network.models.fetch_many_future(hashes, seconds)
 
     # -- peers ---------------------------------------------------------------------
     def peers(self) -> list[dict]:
