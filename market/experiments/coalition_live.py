@@ -27,19 +27,14 @@ Everything is bounded in time; nodes are stopped on exit, on errors and on Ctrl-
 """
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from market.agents.meter_driver import MeterDriver, Posted, Rpc, RpcError
+from market.agents.meter_driver import MeterDriver, Posted, Rpc
+from market.experiments.localnet import Localnet, agreement, blocks as fetch_blocks, live_run, wait_for
 
 POEG_TO = "0x6772696400000000000000000000000000000003"
 SETTLE_PREFIX = "0x01"
@@ -48,7 +43,6 @@ MIN_EXPECTED = 5
 """Pearson's rule of thumb: below 5 expected draws in a cell the χ² approximation is not to be trusted."""
 KILL_SLACK_SECONDS = 1.0
 """Scheduling slack on top of timeout + block time: five nodes share this machine's cores."""
-START_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -81,116 +75,16 @@ class LiveSettings:
 
 
 # -- the localnet ------------------------------------------------------------------------------
-class Localnet:
-    """`gridnode localnet` on data dirs prepared with the live genesis; kill and restart by index."""
+def poeg_localnet(root: Path, settings: LiveSettings) -> Localnet:
+    """The shared localnet runner with the PoEG genesis of `settings` (funded, metered prosumers)."""
+    from genesis.devnet import poeg_genesis_document
 
-    def __init__(self, root: Path, settings: LiveSettings) -> None:
-        self.root = root
-        self.settings = settings
-        self.process: subprocess.Popen | None = None
-        self.restarted: dict[int, subprocess.Popen] = {}
-        self.nodes: list[dict] = []
-        self.validators: list[str] = []
-        self.down: set[int] = set()
-
-    def setup(self) -> None:
-        from cli.localnet import prepare_localnet
-        from genesis.devnet import poeg_genesis_document
-        from node.datadir import read_private_key
-        from consensus.engine import Signer
-
-        s = self.settings
-        datadirs = prepare_localnet(self.root, s.nodes, s.block_time, document_for=lambda validators: (
-            poeg_genesis_document(validators, s.prosumers, s.slot_seconds, s.seed, s.dist, timeout=s.timeout)))
-        self.validators = [Signer(read_private_key(d.signer_key_file)).address.to_checksum() for d in datadirs]
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "localnet", "--nodes", str(self.settings.nodes), "--dir",
-             str(self.root), "--engine", "poeg"], stdout=open(self.root / "localnet.out", "w"),
-            stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + START_TIMEOUT
-        description = self.root / "localnet.json"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("gridnode localnet exited:\n" + (self.root / "localnet.out").read_text()[-3000:])
-            if description.exists() and self._ready(json.loads(description.read_text())["nodes"]):
-                return
-            time.sleep(0.5)
-        raise RuntimeError(f"the localnet did not come up within {START_TIMEOUT:.0f} s (logs in {self.root})")
-
-    def _ready(self, nodes: list[dict]) -> bool:
-        try:
-            for node in nodes:
-                rpc = Rpc(node["rpc"], timeout=2)
-                if int(rpc("eth_blockNumber"), 16) < 1 or int(rpc("net_peerCount"), 16) < len(nodes) - 1:
-                    return False
-        except RpcError:
-            return False
-        self.nodes = nodes
-        return True
-
-    def rpc(self, index: int, timeout: float = 10.0) -> Rpc:
-        return Rpc(self.nodes[index]["rpc"], timeout)
-
-    def live(self) -> list[int]:
-        """The nodes the run drives: up and never killed (a restarted node is still catching up)."""
-        return [i for i in range(len(self.nodes)) if i not in self.down and i not in self.restarted]
-
-    def kill(self, index: int) -> None:
-        os.kill(self.nodes[index]["pid"], signal.SIGKILL)
-        self.down.add(index)
-
-    def restart(self, index: int) -> None:
-        """Start a killed node again on its data dir (without waiting: the run goes on)."""
-        node = self.nodes[index]
-        self.restarted[index] = subprocess.Popen(node["command"], stdout=open(node["log"], "a"),
-                                                 stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait_restarted(self, index: int) -> None:
-        """Wait until a restarted node answers; RuntimeError if it exits or stays silent."""
-        process, node = self.restarted[index], self.nodes[index]
-        rpc, deadline = self.rpc(index, timeout=2), time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"node{index} exited on restart: " + Path(node["log"]).read_text()[-500:].strip())
-            try:
-                rpc("eth_blockNumber")
-                self.down.discard(index)
-                return
-            except RpcError:
-                time.sleep(0.5)
-        raise RuntimeError(f"node{index} did not answer within {START_TIMEOUT:.0f} s of its restart")
-
-    def stop(self) -> None:
-        """SIGTERM the localnet (it stops its nodes) and every node restarted here."""
-        from cli.localnet import stop_processes
-
-        stop_processes(list(self.restarted.values()))
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+    return Localnet(root, "poeg", settings.nodes, lambda validators: poeg_genesis_document(
+        validators, settings.prosumers, settings.slot_seconds, settings.seed, settings.dist, timeout=settings.timeout),
+        settings.block_time, settings)
 
 
 # -- load and perturb ----------------------------------------------------------------------------
-def _wait(what: str, timeout: float, probe: Callable[[], object], poll: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = probe()
-            if value:
-                return value
-        except RpcError:
-            pass  # a node under load answers late; the deadline bounds it
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(poll)
-
-
 def _head(rpc: Rpc) -> dict:
     return rpc("eth_getBlockByNumber", "latest", False)
 
@@ -222,12 +116,12 @@ def _after_kill(net: Localnet, kill: dict, say) -> dict:
         block = _head(observer)
         return block if int(block["number"], 16) > kill["head_before"] and block["miner"].lower() != victim else None
 
-    block = _wait("a block from a fallback", 4 * bound + 10, next_block, poll=0.05)
+    block = wait_for("a block from a fallback", 4 * bound + 10, next_block, poll=0.05)
     latency = time.monotonic() - kill["killed_at"]
     number = int(block["number"], 16)
     parent = observer("eth_getBlockByNumber", hex(number - 1), False)
     gap = int(block["timestamp"], 16) - int(parent["timestamp"], 16)
-    penalties = _wait("the slash in grid_poeg", 30, lambda: [
+    penalties = wait_for("the slash in grid_poeg", 30, lambda: [
         p for p in observer("grid_poeg")["penalties"] if p["validator"].lower() == victim])
     penalty = penalties[0]
     say(f"  block {number} by the fallback {_name(net, block['miner'])} {latency:.1f} s after the kill "
@@ -251,14 +145,14 @@ def _drive(net: Localnet, driver: MeterDriver, say) -> tuple[list[dict], list[Po
     restart_after: int | None = None
     for index in range(s.slots):
         slot = first + index
-        _wait(f"a block in slot {slot}", 3 * s.slot_seconds + 30,
+        wait_for(f"a block in slot {slot}", 3 * s.slot_seconds + 30,
               lambda: int(_head(observer())["timestamp"], 16) // s.slot_seconds >= slot)
         killing = _kill_producer(net, say) if index == s.kill_producer_at else None
         posted += driver.post(slot, [net.rpc(i) for i in net.live()])  # after a kill: only to nodes still up
         if killing is not None:
             kill = _after_kill(net, killing, say)
             restart_after = slot + 1
-        view = _wait(f"the settlement of slot {slot}", 3 * s.slot_seconds + 30,
+        view = wait_for(f"the settlement of slot {slot}", 3 * s.slot_seconds + 30,
                      lambda: _settled_view(observer(), slot))
         settled = view["lastSettlement"]
         record = {"slot": slot, "index": index, "view_block": view["blockNumber"],
@@ -294,27 +188,6 @@ def _name(net: Localnet, address: str | None) -> str:
 
 
 # -- the test phase ----------------------------------------------------------------------------
-def _blocks(rpc: Rpc, first: int, last: int, full: bool = False) -> list[dict]:
-    return rpc.results([("eth_getBlockByNumber", [hex(n), full]) for n in range(first, last + 1)])
-
-
-def _agreement(net: Localnet, say) -> dict:
-    """Wait until every node has caught up with the head seen now, then compare every hash."""
-    target = max(int(net.rpc(i)("eth_blockNumber"), 16) for i in net.live())
-    rpcs = [net.rpc(i, timeout=30) for i in range(len(net.nodes)) if i not in net.down]  # restarted ones too
-    try:
-        _wait(f"every node at block {target}", 60,
-              lambda: all(int(r("eth_blockNumber"), 16) >= target for r in rpcs))
-    except RuntimeError as error:
-        say(f"  {error}")
-    heads = [int(r("eth_blockNumber"), 16) for r in rpcs]
-    lowest = min(heads)
-    hashes = [[b["hash"] for b in _blocks(r, 0, lowest)] for r in rpcs]
-    differing = [n for n in range(lowest + 1) if len({h[n] for h in hashes}) > 1]
-    return {"nodes": len(rpcs), "heads": heads, "compared_up_to": lowest, "differing_heights": differing[:20],
-            "ok": not differing}
-
-
 def _producers(blocks: list[dict], penalties: list[dict], killed: set[str]) -> dict:
     """Each block by the first of its header's order, or by a fallback whose block slashes
     every validator before it; only killed validators may be passed over."""
@@ -401,14 +274,13 @@ def _check(net: Localnet, records: list[dict], posted: list[Posted], kill: dict 
         except RuntimeError as error:
             kill.update(restarted=False, restart_error=str(error))
             say(f"  {error}")
-    agreement = _agreement(net, say)
+    agreed = agreement(net, say)
     rpc = net.rpc(next(i for i in net.live()), timeout=30)
-    _wait("a block after the last settlement", 10 * s.block_time + 30, lambda: int(rpc("eth_blockNumber"), 16) >
+    wait_for("a block after the last settlement", 10 * s.block_time + 30, lambda: int(rpc("eth_blockNumber"), 16) >
           max((r["settlement"]["blockNumber"] for r in records), default=0))
     head = int(rpc("eth_blockNumber"), 16)
-    blocks = _blocks(rpc, 1, head)
-    by_number = {int(b["number"], 16): b for b in blocks}
-    by_number[0] = _blocks(rpc, 0, 0)[0]
+    by_number = {int(b["number"], 16): b for b in fetch_blocks(rpc, 1, head)}
+    by_number[0] = fetch_blocks(rpc, 0, 0)[0]
     view = rpc("grid_poeg")
     penalties = view["penalties"]
     killed = {kill["validator"].lower()} if kill else set()
@@ -450,7 +322,7 @@ def _check(net: Localnet, records: list[dict], posted: list[Posted], kill: dict 
         kill = {**kill, "slots_settled_after": sum(r["settlement"]["slot"] == r["slot"] for r in after),
                 "ok": kill["ok"] and bool(after) and all(r["settlement"]["slot"] == r["slot"] for r in after)
                 and kill.get("restarted", True)}
-    checks = {"settled": settled, "readings": readings, "agreement": agreement, "producers": producers,
+    checks = {"settled": settled, "readings": readings, "agreement": agreed, "producers": producers,
               "draw": draw, "chi_square": chi}
     if kill is not None:
         checks["kill"] = kill
@@ -465,28 +337,16 @@ def run_live(settings: LiveSettings, say: Callable[[str], None] | None = None) -
     settings.validate()
     say = say or (lambda text: print(text, file=sys.stderr, flush=True))
     started = time.monotonic()
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM unwinds like Ctrl-C: nodes are stopped
-    try:
-        with contextlib.ExitStack() as cleanup:
-            if settings.directory is None:
-                root = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="gridnode-poeg-live-")))
-            else:
-                root = Path(settings.directory)
-                if root.exists() and any(root.iterdir()):
-                    raise ValueError(f"{root} is not empty: a live run starts a new localnet")
-                root.mkdir(parents=True, exist_ok=True)
-            net = Localnet(root, settings)
-            net.setup()
-            say(f"starting a {settings.nodes}-node PoEG localnet with {settings.prosumers} prosumers in {root} …")
-            cleanup.callback(net.stop)
-            net.start()
-            driver = MeterDriver(live_prosumer_accounts(settings.prosumers), net.rpc(0), settings.dist, settings.seed)
-            say(f"up after {time.monotonic() - started:.0f} s; {settings.slots} slots of {settings.slot_seconds} s")
-            records, posted, kill = _drive(net, driver, say)
-            checks = _check(net, records, posted, kill, say)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with live_run(settings.directory, "gridnode-poeg-live-") as (root, cleanup):
+        net = poeg_localnet(root, settings)
+        net.setup()
+        say(f"starting a {settings.nodes}-node PoEG localnet with {settings.prosumers} prosumers in {root} …")
+        cleanup.callback(net.stop)
+        net.start()
+        driver = MeterDriver(live_prosumer_accounts(settings.prosumers), net.rpc(0), settings.dist, settings.seed)
+        say(f"up after {time.monotonic() - started:.0f} s; {settings.slots} slots of {settings.slot_seconds} s")
+        records, posted, kill = _drive(net, driver, say)
+        checks = _check(net, records, posted, kill, say)
     return {"settings": {"nodes": settings.nodes, "prosumers": settings.prosumers, "slots": settings.slots,
                          "slot_seconds": settings.slot_seconds, "block_time": settings.block_time,
                          "timeout": settings.timeout, "seed": settings.seed, "dist": settings.dist,
