@@ -20,16 +20,17 @@ import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]  # the repository's `market`, not bench/market.py
 
-from consensus.posoc.engine import MAX_CHALLENGE_BYTES, challenge
-from consensus.rules import fedavg
-from market.economics import actor_critic as ac
-from market.economics.v2v import ACTIONS, OBSERVATION_SIZE
-from vm.gas import intrinsic_gas
-from vm.limits import MAX_TRANSACTION_SIZE
+from consensus.posoc.engine import MAX_CHALLENGE_BYTES, challenge  # noqa: E402
+from consensus.rules import fedavg  # noqa: E402
+from market.economics import actor_critic as ac  # noqa: E402
+from market.economics.federated import to_model  # noqa: E402
+from market.economics.v2v import ACTIONS, OBSERVATION_SIZE  # noqa: E402
+from vm.gas import intrinsic_gas  # noqa: E402
+from vm.limits import MAX_TRANSACTION_SIZE  # noqa: E402
 
 
 def updates(count: int) -> list[bytes]:
-    return [fedavg.from_float(ac.init_params(OBSERVATION_SIZE, len(ACTIONS), ac.Hyper().hidden,
+    return [to_model(ac.init_params(OBSERVATION_SIZE, len(ACTIONS), ac.Hyper().hidden,
                                              np.random.default_rng(k))).encode() for k in range(count)]
 
 

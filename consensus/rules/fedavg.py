@@ -4,7 +4,8 @@ mLAG's global model against the updates the EVs committed to, bit for bit.
 A model travels as bytes: RLP [1, fraction bits, [[name, [dim, …]], …], values], where values
 are the parameters in the listed order as signed 64-bit little-endian integers, each the float
 weight times 2^bits rounded to the nearest. An EV's agent converts its floats once
-(`from_float`); from then on every step is integer, so every node computes the same bytes.
+(`market.economics.federated.to_model`); from then on every step is integer (plain Python
+integers: no float library is imported here), so every node computes the same bytes.
 
 FedAvg of N updates with one layout: each parameter is ⌊Σ_n w_n / N⌋ (floor division), with the
 same layout and bits. The model's hash on chain is keccak of its encoding.
@@ -15,10 +16,11 @@ layout or bits differ from the first included update's, or if a value's magnitud
 """
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import rlp
 
 from vm.codec import MalformedRLP
@@ -45,12 +47,12 @@ class ModelError(ValueError):
 class Model:
     layout: Layout
     bits: int
-    values: np.ndarray
-    """int64, the parameters flattened in layout order."""
+    values: tuple[int, ...]
+    """The parameters flattened in layout order, each |value| ≤ MAX_MAGNITUDE (int64 on the wire)."""
 
     def encode(self) -> bytes:
         shapes = [[name.encode(), list(dims)] for name, dims in self.layout]
-        return rlp.encode([VERSION, self.bits, shapes, self.values.astype("<i8").tobytes()])
+        return rlp.encode([VERSION, self.bits, shapes, struct.pack(f"<{len(self.values)}q", *self.values)])
 
     @property
     def hash(self) -> bytes:
@@ -59,29 +61,6 @@ class Model:
 
 def model_hash(blob: bytes) -> bytes:
     return keccak256(blob)
-
-
-def from_float(params: dict[str, np.ndarray], bits: int = DEFAULT_BITS) -> Model:
-    """An agent's float parameters as a fixed-point model, tensors in name order."""
-    names = sorted(params)
-    if not names:
-        raise ModelError("a model has at least one tensor")
-    layout = tuple((name, tuple(int(d) for d in np.shape(params[name]))) for name in names)
-    flat = np.concatenate([np.ravel(np.asarray(params[name], dtype=float)) for name in names])
-    scaled = np.rint(flat * float(1 << bits))
-    if not np.all(np.abs(scaled) <= MAX_MAGNITUDE):
-        raise ModelError(f"a weight is too large for {bits} fraction bits")
-    return Model(layout, bits, scaled.astype(np.int64))
-
-
-def to_float(model: Model) -> dict[str, np.ndarray]:
-    """The model's parameters as floats, by name (what an agent loads)."""
-    out, offset = {}, 0
-    for name, dims in model.layout:
-        size = int(np.prod(dims, dtype=np.int64)) if dims else 1
-        out[name] = (model.values[offset:offset + size].astype(float) / float(1 << model.bits)).reshape(dims)
-        offset += size
-    return out
 
 
 def decode(blob: bytes) -> Model:
@@ -114,7 +93,7 @@ def decode(blob: bytes) -> Model:
         dims = tuple(_uint(d, "dim") for d in entry[1])
         if 0 in dims:
             raise ModelError("a tensor's dims are at least 1")
-        size = int(np.prod(dims, dtype=object)) if dims else 1
+        size = math.prod(dims)
         count += size
         if count > MAX_PARAMETERS:
             raise ModelError(f"a model has at most {MAX_PARAMETERS} parameters")
@@ -123,9 +102,8 @@ def decode(blob: bytes) -> Model:
         raise ModelError("tensor names are 1..64 characters and distinct")
     if len(items[3]) != 8 * count:
         raise ModelError(f"the layout holds {count} values, the data {len(items[3])} bytes")
-    values = np.frombuffer(items[3], dtype="<i8").astype(np.int64)
-    # min and max, not abs: abs(-2^63) overflows back to -2^63 and would pass
-    if values.size and (int(values.max()) > MAX_MAGNITUDE or int(values.min()) < -MAX_MAGNITUDE):
+    values = struct.unpack(f"<{count}q", items[3])
+    if values and (max(values) > MAX_MAGNITUDE or min(values) < -MAX_MAGNITUDE):
         raise ModelError("a value's magnitude is 2^53 or more")
     model = Model(tuple(layout), bits, values)
     if model.encode() != blob:
@@ -141,9 +119,9 @@ def fedavg(updates: Sequence[Model]) -> Model:
     for update in updates[1:]:
         if update.layout != first.layout or update.bits != first.bits:
             raise ModelError("the updates do not share one layout")
-    # exact: |value| ≤ 2^53 − 1 and N ≤ 2^10, so the sum stays inside int64
-    total = np.sum(np.stack([u.values for u in updates]), axis=0, dtype=np.int64)
-    return Model(first.layout, first.bits, np.floor_divide(total, len(updates)))
+    # Python integers are exact; |value| ≤ 2^53 − 1 and N ≤ 2^10 also keep the sum inside int64
+    n = len(updates)
+    return Model(first.layout, first.bits, tuple(sum(column) // n for column in zip(*(u.values for u in updates))))
 
 
 def aggregate_hash(blobs: Sequence[bytes]) -> bytes:

@@ -49,7 +49,7 @@ from genesis.devnet import DEVNET_ACCOUNTS, TEST_MNEMONIC
 from market.agents.meter_driver import MAX_FEE, TIP, Rpc, RpcError
 from market.contracts.addresses import ENERGY_TOKEN, EV_CHARGERS, FIAT_TOKEN
 from market.economics import actor_critic as ac
-from market.economics.federated import Trajectory, local_update
+from market.economics.federated import Trajectory, from_model, local_update, to_model
 from market.economics.v2v import ACTIONS, BAND_OF_HOUR, OBSERVATION_SIZE, Days, observe, sample_days, step
 from vm.native.contract import encode_call
 
@@ -337,7 +337,7 @@ class EVAgent:
 
     def _start_model(self) -> ac.Params:
         if self.s.model is not None:
-            return fedavg.to_float(fedavg.decode(Path(self.s.model).read_bytes()))
+            return from_model(fedavg.decode(Path(self.s.model).read_bytes()))
         return ac.init_params(OBSERVATION_SIZE, len(ACTIONS), self.hyper.hidden, np.random.default_rng(self.s.seed))
 
     def send(self, wallet: Wallet, kind: str, to: str, data: bytes, gas: int, **info) -> str | None:
@@ -501,7 +501,7 @@ class EVAgent:
         t = trajectory(day.hours)
         if t.active.any():
             self.params = local_update(self.params, self.optimiser, t, self.hyper)
-        model = fedavg.from_float(self.params)
+        model = to_model(self.params)
         blob = model.encode()
         try:
             stored = self.chain("grid_putModel", "0x" + blob.hex())
@@ -666,7 +666,7 @@ class EVAgent:
             if global_model.hash.hex() != posted[0]["hash"][2:].lower():
                 self.log("global", round=round_, loaded=False, reason="the served model's hash differs")
                 return
-            self.params = fedavg.to_float(global_model)
+            self.params = from_model(global_model)
             self.log("global", round=round_, loaded=True, hash=posted[0]["hash"][:18], included=posted[0].get("included"))
             return
         day = self.day

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from consensus.rules.fedavg import DEFAULT_BITS, MAX_MAGNITUDE, Model, ModelError
 from consensus.sampling import derive_seed
 from market.economics import actor_critic as ac
 from consensus.rules.posoc import charge_fees, choose_aggregator, open_book, pay_fee
@@ -166,3 +167,28 @@ def evaluate(models: Sequence[ac.Params], test_days: Days) -> Evaluation:
         tuple(float(score[m].mean()) if m.any() else 0.0 for m in in_band),
         float(np.corrcoef(score[active], sold[active])[0, 1]),
     )
+
+
+def to_model(params: ac.Params, bits: int = DEFAULT_BITS) -> Model:
+    """An agent's float parameters as the fixed-point model the chain's FedAvg averages
+    (`consensus.rules.fedavg`), tensors in name order, each weight × 2^bits rounded to the nearest."""
+    names = sorted(params)
+    if not names:
+        raise ModelError("a model has at least one tensor")
+    layout = tuple((name, tuple(int(d) for d in np.shape(params[name]))) for name in names)
+    flat = np.concatenate([np.ravel(np.asarray(params[name], dtype=float)) for name in names])
+    scaled = np.rint(flat * float(1 << bits))
+    if not np.all(np.abs(scaled) <= MAX_MAGNITUDE):
+        raise ModelError(f"a weight is too large for {bits} fraction bits")
+    return Model(layout, bits, tuple(int(v) for v in scaled))
+
+
+def from_model(model: Model) -> ac.Params:
+    """The model's parameters as floats, by name (what an agent loads)."""
+    out, offset = {}, 0
+    values = np.asarray(model.values, dtype=np.int64)
+    for name, dims in model.layout:
+        size = int(np.prod(dims, dtype=np.int64)) if dims else 1
+        out[name] = (values[offset:offset + size].astype(float) / float(1 << model.bits)).reshape(dims)
+        offset += size
+    return out

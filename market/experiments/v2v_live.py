@@ -129,9 +129,8 @@ def ev_numbers(evs: int) -> list[int]:
 def start_model(s: LiveSettings, say) -> bytes:
     """The model every agent starts from, as fixed-point bytes: `pretrain` windows of off-chain
     federated training (Table 4.1's price draws), or a fresh one from the seed."""
-    from consensus.rules import fedavg
     from market.economics import actor_critic as ac
-    from market.economics.federated import Setup, train
+    from market.economics.federated import Setup, to_model, train
     from market.economics.v2v import ACTIONS, OBSERVATION_SIZE
 
     if s.pretrain:
@@ -140,7 +139,7 @@ def start_model(s: LiveSettings, say) -> bytes:
         say(f"pretrained off chain: {s.pretrain} federated windows of {s.evs} EVs in {time.monotonic() - started:.1f} s")
     else:
         params = ac.init_params(OBSERVATION_SIZE, len(ACTIONS), ac.Hyper().hidden, np.random.default_rng(s.seed))
-    return fedavg.from_float(params).encode()
+    return to_model(params).encode()
 
 
 # -- load -----------------------------------------------------------------------------------------
@@ -391,11 +390,11 @@ def baseline(s: LiveSettings, first: int, model_blob: bytes, tariff: dict, final
     last aggregate) played greedily on one set of test stays at the chain's tariff."""
     from consensus.rules import fedavg
     from market.economics import actor_critic as ac
-    from market.economics.federated import evaluate, fedavg as float_fedavg, local_update, rollout
+    from market.economics.federated import evaluate, fedavg as float_fedavg, from_model, local_update, rollout
     from market.economics.v2v import Days
 
     prices = (tariff["off"], tariff["mid"], tariff["on"])
-    start = fedavg.to_float(fedavg.decode(model_blob))
+    start = from_model(fedavg.decode(model_blob))
     numbers = ev_numbers(s.evs)
     day_lists = []
     for number in numbers:
@@ -424,7 +423,7 @@ def baseline(s: LiveSettings, first: int, model_blob: bytes, tariff: dict, final
                      np.concatenate([t.soc for t in test]), np.concatenate([t.prices for t in test]))
     finals["start"] = [start]
     if final_global is not None:
-        finals["live_federated"] = [fedavg.to_float(fedavg.decode(final_global))]
+        finals["live_federated"] = [from_model(fedavg.decode(final_global))]
     out["greedy_test_profit_per_stay"] = {name: round(evaluate(models, test_days).profit, 3)
                                           for name, models in finals.items()}
     return out

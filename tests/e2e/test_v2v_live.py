@@ -16,7 +16,7 @@ from market.agents.ev_agent import (FEE_CONFISCATED, FEE_NONE, FEE_OWED, FEE_PAI
                                     committed_updates, day_rng, draw_day, ev_keys, fee_decision, order_for,
                                     trajectory, v2v_price)
 from market.economics import actor_critic as ac
-from market.economics.federated import local_update
+from market.economics.federated import local_update, to_model
 from market.economics.v2v import ACTIONS, OBSERVATION_SIZE, observe
 
 EVS = ["0x" + f"{k + 1:040x}" for k in range(3)]
@@ -24,7 +24,7 @@ WINDOW_SECONDS = 24
 
 
 def _model(seed: int) -> fedavg.Model:
-    return fedavg.from_float(ac.init_params(OBSERVATION_SIZE, len(ACTIONS), 4, np.random.default_rng(seed)))
+    return to_model(ac.init_params(OBSERVATION_SIZE, len(ACTIONS), 4, np.random.default_rng(seed)))
 
 
 def _block(number: int, timestamp: int, txs: list[dict]) -> dict:
@@ -89,7 +89,7 @@ def test_the_mlag_includes_what_it_could_fetch_that_decodes_within_the_size_boun
     blobs = {k: m.encode() for k, m in enumerate(models)}
     size = len(blobs[0])
     committed = {k: (m.hash, size) for k, m in enumerate(models)}
-    other_layout = fedavg.from_float({"w": np.zeros(3)})
+    other_layout = to_model({"w": np.zeros(3)})
     committed[4] = (other_layout.hash, len(other_layout.encode()))
     blobs[4] = other_layout.encode()
     blobs[2] = None                                                         # nobody served it
