@@ -131,16 +131,20 @@ def _hashrates(args: argparse.Namespace) -> list[int]:
     return rates
 
 
+def pow_consensus(hashrates: list[int], block_time: int, difficulty: int | None = None) -> dict:
+    """PoW's genesis section for nodes capped at `hashrates`: by default a difficulty that the
+    total hash rate meets once per block time."""
+    difficulty = difficulty or sum(hashrates) * block_time
+    return {"engine": "pow", "difficulty": difficulty, "minDifficulty": max(difficulty // 10, 1)}
+
+
 def run_localnet(args: argparse.Namespace) -> int:
     hashrates = _hashrates(args)
     args.nodes = args.nodes or len(hashrates) or 4
     if args.nodes < 1:
         raise CommandError("--nodes must be at least 1")
     block_time = args.block_time or (2 if args.engine == "pow" else 1)
-    consensus = None
-    if args.engine == "pow":
-        difficulty = args.difficulty or sum(hashrates) * block_time
-        consensus = {"engine": "pow", "difficulty": difficulty, "minDifficulty": max(difficulty // 10, 1)}
+    consensus = pow_consensus(hashrates, block_time, args.difficulty) if args.engine == "pow" else None
     document_for = None
     if args.engine == "poeg":
         if not 1 <= args.prosumers <= MAX_POEG_DEVNET_PROSUMERS or args.slot_seconds < 1:

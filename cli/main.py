@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
-from cli import account, agent, keys, localnet, logs, market, sim, start, tx
+from cli import account, agent, keys, localnet, logs, market, sim, start, testnet, tx
 from cli.errors import CommandError
 
 log = logging.getLogger("gridnode.cli")
@@ -62,6 +62,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     tx.add_parsers(commands)
     keys.add_parsers(commands)
     localnet.add_parsers(commands)
+    testnet.add_parsers(commands)
     market.add_parsers(commands)
     agent.add_parsers(commands)
     sim.add_parser(commands, load_experiments="sim" in argv)

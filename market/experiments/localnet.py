@@ -47,12 +47,18 @@ class Localnet:
     """`gridnode localnet --engine ENGINE` over `nodes` data dirs whose genesis is
     `document_for(the nodes' producer addresses)`; `settings` rides along for the run's phases."""
 
-    def __init__(self, root: Path, engine: str, nodes: int, document_for: Callable[[list[Address]], dict],
-                 block_time: int = 1, settings: Any = None) -> None:
+    def __init__(self, root: Path, engine: str, nodes: int, document_for: Callable[[list[Address]], dict] | None,
+                 block_time: int = 1, settings: Any = None, consensus: dict | None = None,
+                 localnet_args: tuple[str, ...] = ()) -> None:
+        """`document_for` builds the whole genesis, or None for the devnet's with `consensus`
+        (every node a PoA signer by default); `localnet_args` go to `gridnode localnet` (PoW's
+        `--hashrates`)."""
         self.root = root
         self.engine = engine
         self.count = nodes
         self.document_for = document_for
+        self.consensus = consensus
+        self.localnet_args = tuple(localnet_args)
         self.block_time = block_time
         self.settings = settings
         self.process: subprocess.Popen | None = None
@@ -66,7 +72,7 @@ class Localnet:
         from consensus.engine import Signer
         from node.datadir import read_private_key
 
-        datadirs = prepare_localnet(self.root, self.count, self.block_time, document_for=self.document_for)
+        datadirs = prepare_localnet(self.root, self.count, self.block_time, self.consensus, self.document_for)
         self.validators = [Signer(read_private_key(d.signer_key_file)).address.to_checksum() for d in datadirs]
 
     def start(self) -> None:
@@ -78,7 +84,7 @@ class Localnet:
         """Start `gridnode localnet` without waiting (it writes localnet.json once the nodes run)."""
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "localnet", "--nodes", str(self.count), "--dir", str(self.root),
-             "--engine", self.engine], stdout=open(self.root / "localnet.out", "w"),
+             "--engine", self.engine, *self.localnet_args], stdout=open(self.root / "localnet.out", "w"),
             stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self) -> None:
@@ -119,6 +125,7 @@ class Localnet:
         node = self.nodes[index]
         self.restarted[index] = subprocess.Popen(node["command"], stdout=open(node["log"], "a"),
                                                  stderr=subprocess.STDOUT, start_new_session=True)
+        node["pid"] = self.restarted[index].pid
 
     def wait_restarted(self, index: int) -> None:
         """Wait until a restarted node answers; RuntimeError if it exits or stays silent."""

@@ -17,7 +17,7 @@ def gridnode(*args: str, stdin: str | None = None, timeout: float = 60) -> subpr
 
 @pytest.mark.parametrize("command", [[], ["start"], ["init"], ["account"], ["account", "new"], ["account", "list"],
                                      ["account", "import"], ["tx"], ["tx", "send"], ["sim"], ["keys"],
-                                     ["localnet"], ["market"]])
+                                     ["localnet"], ["market"], ["testnet"], ["testnet", "run"], ["testnet", "soak"]])
 def test_help_everywhere(command):
     result = gridnode(*command, "--help")
     assert result.returncode == 0 and "usage: gridnode" in result.stdout

@@ -1,0 +1,122 @@
+"""The invariants, checked after the run from the load's history and every node's chain.
+
+Each check returns a row {"name", "ok", "evidence"}; `table` prints them. They read only what a
+client can read (JSON-RPC), so they hold any node to the same account:
+
+* safety: every node has the same block hash at every height up to the lowest head less
+  `confirmations` (PoA and PoW have no finality: the tip may still be reorganised);
+* acknowledged: every transaction whose receipt the load saw is on every node's chain, with the
+  same status (the block may have moved in a reorg: counted, not a failure);
+* nonces: each sender's transactions on the chain carry nonces 0, 1, … with none twice and none
+  skipped;
+* conservation: the sum of every balance the run touched changes between two blocks only by the
+  engine's documented rewards (PoA none; PoW the fixed reward plus r · s per block, s counted as
+  `consensus.pow.rewarded_transactions` counts it); nothing is burned;
+* liveness: measured by the runner after the last perturbation (see runner.py)."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from market.agents.meter_driver import Rpc
+
+STATE_WINDOW = 1_000
+"""Balances are compared over at most this many blocks (nodes keep state for the last 1,024)."""
+
+
+def safety(rpcs: list[Rpc], confirmations: int) -> dict:
+    heads = [int(rpc("eth_blockNumber"), 16) for rpc in rpcs]
+    upto = max(min(heads) - confirmations, 0)
+    hashes = [[b["hash"] for b in _blocks(rpc, 0, upto)] for rpc in rpcs]
+    differing = [n for n in range(upto + 1) if len({h[n] for h in hashes}) > 1]
+    return {"name": "safety", "ok": not differing,
+            "evidence": f"{len(rpcs)} nodes, heads {heads}: identical at heights 0..{upto}" if not differing else
+            f"hashes differ at heights {differing[:10]} (of 0..{upto}; heads {heads})"}
+
+
+def acknowledged(rpcs: list[Rpc], history: list[dict]) -> dict:
+    seen = {}
+    for op in history:
+        if op["op"] == "receipt":
+            seen[op["hash"]] = op
+    missing, wrong, moved = defaultdict(list), [], 0
+    hashes = sorted(seen)
+    for k, rpc in enumerate(rpcs):
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start:start + 500]
+            for tx_hash, reply in zip(chunk, rpc.batch([("eth_getTransactionReceipt", [h]) for h in chunk])):
+                receipt = reply.get("result")
+                if not receipt:
+                    missing[k].append(tx_hash)
+                    continue
+                if int(receipt["status"], 16) != seen[tx_hash]["status"]:
+                    wrong.append((k, tx_hash))
+                if k == 0 and receipt["blockHash"] != seen[tx_hash]["blockHash"]:
+                    moved += 1
+    ok = not missing and not wrong
+    evidence = (f"{len(seen)} transactions with a receipt seen, all on all {len(rpcs)} nodes with the same status"
+                f"; {moved} moved to another block by a reorg")
+    if not ok:
+        evidence = "; ".join([f"node{k} lacks {len(v)} (e.g. {v[0]})" for k, v in sorted(missing.items())]
+                             + [f"{len(wrong)} with another status (e.g. node{wrong[0][0]} {wrong[0][1]})"] * bool(wrong))
+    return {"name": "acknowledged", "ok": ok, "evidence": evidence, "lost": sum(len(v) for v in missing.values())}
+
+
+def nonces(rpc: Rpc, senders: list[str], head: int) -> dict:
+    by_sender: dict[str, list[int]] = {s.lower(): [] for s in senders}
+    for block in _blocks(rpc, 1, head, full=True):
+        for tx in block["transactions"]:
+            if tx["from"].lower() in by_sender:
+                by_sender[tx["from"].lower()].append(int(tx["nonce"], 16))
+    bad = {s: n for s, n in by_sender.items() if sorted(n) != list(range(len(n)))}
+    applied = sum(len(n) for n in by_sender.values())
+    return {"name": "nonces", "ok": not bad,
+            "evidence": f"{applied} transactions of {len(senders)} senders up to block {head}: nonces 0..n−1, "
+                        "none twice, none skipped" if not bad else
+            "; ".join(f"{s}: {sorted(n)[:12]}…" for s, n in list(bad.items())[:3])}
+
+
+def conservation(rpc: Rpc, engine, genesis_accounts: list[str], head: int) -> dict:
+    """Σ balances at `head` − Σ at the base block = the rewards of the blocks between."""
+    from consensus.pow import ProofOfWork
+
+    base = max(head - STATE_WINDOW, 0)
+    blocks = _blocks(rpc, base + 1, head, full=True)
+    accounts = {a.lower() for a in genesis_accounts}
+    for block in blocks:
+        accounts.add(block["miner"].lower())
+        for tx in block["transactions"]:
+            accounts.add(tx["from"].lower())
+            if tx.get("to"):
+                accounts.add(tx["to"].lower())
+    ordered = sorted(accounts)
+
+    def supply(number: int) -> int:
+        return sum(int(balance, 16) for balance in rpc.results([("eth_getBalance", [a, hex(number)]) for a in ordered]))
+
+    rewards = 0
+    if isinstance(engine, ProofOfWork):
+        config = engine.config
+        for block in blocks:
+            receipts = rpc.results([("eth_getTransactionReceipt", [tx["hash"]]) for tx in block["transactions"]])
+            counted = sum(1 for tx, r in zip(block["transactions"], receipts)
+                          if int(r["status"], 16) == 1 and tx["from"].lower() != block["miner"].lower()
+                          and (tx.get("to") or "").lower() != tx["from"].lower()
+                          and int(r["gasUsed"], 16) * int(r["effectiveGasPrice"], 16) >= config.reward_min_fee)
+            rewards += config.fixed_reward + config.reward_per_tx * min(counted, config.reward_max_txs)
+    before, after = supply(base), supply(head)
+    ok = after - before == rewards
+    return {"name": "conservation", "ok": ok,
+            "evidence": f"{len(ordered)} accounts, blocks {base}..{head}: supply changed by {after - before} wei, "
+                        f"the engine's rewards are {rewards}" + ("" if ok else f" (off by {after - before - rewards})")}
+
+
+def table(rows: list[dict]) -> str:
+    width = max(len(r["name"]) for r in rows)
+    return "\n".join(f"  {'PASS' if r['ok'] else 'FAIL'}  {r['name']:<{width}}  {r['evidence']}" for r in rows)
+
+
+def _blocks(rpc: Rpc, first: int, last: int, full: bool = False) -> list[dict]:
+    out = []
+    for start in range(first, last + 1, 200):
+        out += rpc.results([("eth_getBlockByNumber", [hex(n), full]) for n in range(start, min(start + 199, last) + 1)])
+    return out

@@ -1,0 +1,254 @@
+"""A testnet manifest (TOML): the network, its load, a timeline of perturbations and the
+invariants to check afterwards, in the manner of CometBFT's e2e manifests.
+
+    engine = "poa"            # poa | pow
+    nodes = 4
+    block_time = 1            # seconds
+    duration = 45             # seconds of load; the timeline lies inside it
+    seed = 1                  # the load's order and amounts
+    hashrates = [50000, …]    # pow: one cap per node (hashes/s)
+
+    [load]
+    rate = 4                  # transfers per second, all senders together
+    senders = 4               # devnet accounts #1..#senders send, to one another
+
+    [[perturb]]
+    at = 8                    # seconds after the load starts
+    action = "kill"           # kill | stop | restart | pause | resume | partition | heal
+    nodes = [3]               # partition: groups = [[0, 1], [2, 3]]
+
+    [check]
+    liveness = 20             # seconds after the last perturbation for every node to reach the common head
+    confirmations = 2         # heights below the lowest head left out of the safety comparison
+
+Every field is checked here, with the reason, before anything starts."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENGINES = ("poa", "pow")
+"""Engines the harness drives today (PoEG and PoSOC need their oracles' load: not yet)."""
+ACTIONS = ("kill", "stop", "restart", "pause", "resume", "partition", "heal")
+DOWN_ACTIONS = {"kill": "killed", "stop": "stopped", "pause": "paused"}
+MAX_NODES = 8
+MAX_DURATION = 24 * 3600
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot run, with the field and the reason."""
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    at: float
+    action: str
+    nodes: tuple[int, ...] = ()
+    groups: tuple[tuple[int, ...], ...] = ()
+
+    def describe(self) -> str:
+        if self.action == "partition":
+            return "partition " + " | ".join(",".join(f"node{i}" for i in g) for g in self.groups)
+        if self.action == "heal":
+            return "heal the partition"
+        return f"{self.action} " + ",".join(f"node{i}" for i in self.nodes)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    engine: str
+    nodes: int
+    block_time: int
+    duration: float
+    seed: int
+    rate: float
+    senders: int
+    perturbations: tuple[Perturbation, ...]
+    liveness: float = 20.0
+    confirmations: int = 2
+    hashrates: tuple[int, ...] = ()
+    source: Path | None = field(default=None, compare=False)
+
+    @property
+    def healed_at(self) -> float:
+        """When the last perturbation is applied (0 with none): liveness is measured from here."""
+        return max((p.at for p in self.perturbations), default=0.0)
+
+
+def load(path: Path) -> Manifest:
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except OSError as error:
+        raise ManifestError(f"{path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ManifestError(f"{path}: not TOML: {error}") from None
+    return parse(data, name=Path(path).stem, source=Path(path))
+
+
+def parse(data: dict, name: str = "testnet", source: Path | None = None) -> Manifest:
+    unknown = set(data) - {"name", "engine", "nodes", "block_time", "duration", "seed", "hashrates", "load",
+                           "perturb", "check"}
+    if unknown:
+        raise ManifestError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    engine = data.get("engine", "poa")
+    if engine not in ENGINES:
+        raise ManifestError(f"engine: one of {', '.join(ENGINES)}, not {engine!r}")
+    nodes = _int(data, "nodes", 4, 1, MAX_NODES)
+    block_time = _int(data, "block_time", 2 if engine == "pow" else 1, 1, 60)
+    duration = _number(data, "duration", 45, 5, MAX_DURATION)
+    hashrates = data.get("hashrates", [50_000] * nodes if engine == "pow" else [])
+    if engine != "pow" and hashrates:
+        raise ManifestError("hashrates: only for engine = \"pow\"")
+    if engine == "pow" and (not isinstance(hashrates, list) or len(hashrates) != nodes
+                            or not all(isinstance(h, int) and h >= 1 for h in hashrates)):
+        raise ManifestError(f"hashrates: {nodes} positive integers, one per node")
+    load_section = _section(data, "load", {"rate", "senders"})
+    check = _section(data, "check", {"liveness", "confirmations"})
+    perturbations = tuple(_perturbation(entry, k, nodes, duration)
+                          for k, entry in enumerate(data.get("perturb", [])))
+    if list(perturbations) != sorted(perturbations, key=lambda p: p.at):
+        raise ManifestError("perturb: entries in the order of their `at`")
+    _check_timeline(perturbations, nodes)
+    return Manifest(name=str(data.get("name", name)), engine=engine, nodes=nodes, block_time=block_time,
+                    duration=duration, seed=_int(data, "seed", 0, 0, 2**63 - 1),
+                    rate=_number(load_section, "load.rate", 4, 0, 1_000), senders=_int(load_section, "load.senders", 4, 1, 19),
+                    perturbations=perturbations, liveness=_number(check, "check.liveness", 20, 1, 600),
+                    confirmations=_int(check, "check.confirmations", 2, 0, 1_024), hashrates=tuple(hashrates),
+                    source=source)
+
+
+def _perturbation(entry, k: int, nodes: int, duration: float) -> Perturbation:
+    where = f"perturb[{k}]"
+    if not isinstance(entry, dict):
+        raise ManifestError(f"{where}: a table")
+    unknown = set(entry) - {"at", "action", "nodes", "groups"}
+    if unknown:
+        raise ManifestError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    action = entry.get("action")
+    if action not in ACTIONS:
+        raise ManifestError(f"{where}.action: one of {', '.join(ACTIONS)}, not {action!r}")
+    at = _number(entry, f"{where}.at", None, 0, duration)
+    if action == "partition":
+        groups = entry.get("groups")
+        if not isinstance(groups, list) or len(groups) < 2 or not all(isinstance(g, list) and g for g in groups):
+            raise ManifestError(f"{where}.groups: two or more non-empty lists of node indices")
+        flat = [_index(i, f"{where}.groups", nodes) for g in groups for i in g]
+        if len(set(flat)) != len(flat):
+            raise ManifestError(f"{where}.groups: a node in two groups")
+        return Perturbation(at, action, groups=tuple(tuple(g) for g in groups))
+    if action == "heal":
+        return Perturbation(at, action)
+    chosen = entry.get("nodes")
+    if not isinstance(chosen, list) or not chosen:
+        raise ManifestError(f"{where}.nodes: a non-empty list of node indices")
+    return Perturbation(at, action, nodes=tuple(_index(i, f"{where}.nodes", nodes) for i in chosen))
+
+
+def _check_timeline(perturbations: tuple[Perturbation, ...], nodes: int) -> None:
+    """Each action must make sense at its point: restart what was killed or stopped, resume what
+    was paused, heal a partition; and by the end every node is back and the network whole."""
+    state: dict[int, str] = {}
+    partitioned = False
+    for k, p in enumerate(perturbations):
+        where = f"perturb[{k}] ({p.describe()})"
+        for i in p.nodes:
+            if p.action in DOWN_ACTIONS and i in state:
+                raise ManifestError(f"{where}: node{i} is already {state[i]}")
+            if p.action == "restart" and state.get(i) not in ("killed", "stopped"):
+                raise ManifestError(f"{where}: node{i} is not killed or stopped")
+            if p.action == "resume" and state.get(i) != "paused":
+                raise ManifestError(f"{where}: node{i} is not paused")
+        for i in p.nodes:
+            if p.action in DOWN_ACTIONS:
+                state[i] = DOWN_ACTIONS[p.action]
+            elif p.action in ("restart", "resume"):
+                del state[i]
+        if p.action == "partition":
+            if partitioned:
+                raise ManifestError(f"{where}: heal the partition before another")
+            partitioned = True
+        if p.action == "heal":
+            if not partitioned:
+                raise ManifestError(f"{where}: no partition to heal")
+            partitioned = False
+    if state or partitioned:
+        left = [f"node{i} {s}" for i, s in sorted(state.items())] + (["the partition"] if partitioned else [])
+        raise ManifestError(f"the timeline must end whole (liveness is checked after it): still {', '.join(left)}")
+
+
+def _section(data: dict, name: str, allowed: set[str]) -> dict:
+    section = data.get(name, {})
+    if not isinstance(section, dict):
+        raise ManifestError(f"{name}: a table")
+    unknown = set(section) - allowed
+    if unknown:
+        raise ManifestError(f"{name}: unknown field(s) {', '.join(sorted(unknown))}")
+    return section
+
+
+def _int(data: dict, key: str, default: int, low: int, high: int) -> int:
+    value = data.get(key.rsplit(".", 1)[-1], default)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ManifestError(f"{key}: an integer in {low}..{high}, not {value!r}")
+    return value
+
+
+def _number(data: dict, key: str, default, low: float, high: float) -> float:
+    value = data.get(key.rsplit(".", 1)[-1], default)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
+        raise ManifestError(f"{key}: a number in {low:g}..{high:g}, not {value!r}")
+    return float(value)
+
+
+def _index(value, where: str, nodes: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < nodes:
+        raise ManifestError(f"{where}: node indices are 0..{nodes - 1}, not {value!r}")
+    return value
+
+
+SOAK_FAULTS = ("kill", "stop", "pause", "partition")
+SOAK_FAULT_SECONDS = (4.0, 12.0)
+"""How long a soak fault lasts before it is undone (restart, resume, heal), drawn uniformly."""
+SOAK_GAP_SECONDS = (3.0, 10.0)
+"""Quiet time between one fault's end and the next fault, drawn uniformly."""
+
+
+def soak(engine: str, nodes: int, seconds: float, seed: int, rate: float = 4.0) -> Manifest:
+    """A randomised timeline for `seconds`, reproduced exactly by `seed`: one fault at a time (a
+    minority killed, stopped or paused, or a partition into two groups), each undone after a few
+    seconds, with quiet time between. The last fault ends by `seconds` − 10 so liveness is measured."""
+    import random
+
+    if engine not in ENGINES:
+        raise ManifestError(f"engine: one of {', '.join(ENGINES)}, not {engine!r}")
+    if not 2 <= nodes <= MAX_NODES:
+        raise ManifestError(f"a soak needs 2..{MAX_NODES} nodes")
+    if not 30 <= seconds <= MAX_DURATION:
+        raise ManifestError(f"a soak runs 30..{MAX_DURATION} seconds")
+    draw = random.Random(seed)
+    perturbations: list[Perturbation] = []
+    t = draw.uniform(*SOAK_GAP_SECONDS)
+    while True:
+        length = draw.uniform(*SOAK_FAULT_SECONDS)
+        if t + length > seconds - 10:
+            break
+        fault = draw.choice(SOAK_FAULTS)
+        if fault == "partition":
+            order = draw.sample(range(nodes), nodes)
+            cut = draw.randint(1, nodes - 1)
+            groups = (tuple(sorted(order[:cut])), tuple(sorted(order[cut:])))
+            perturbations += [Perturbation(round(t, 2), "partition", groups=groups),
+                              Perturbation(round(t + length, 2), "heal")]
+        else:
+            chosen = tuple(sorted(draw.sample(range(nodes), draw.randint(1, (nodes - 1) // 2 or 1))))
+            undo = "resume" if fault == "pause" else "restart"
+            perturbations += [Perturbation(round(t, 2), fault, nodes=chosen),
+                              Perturbation(round(t + length, 2), undo, nodes=chosen)]
+        t += length + draw.uniform(*SOAK_GAP_SECONDS)
+    manifest = Manifest(name=f"soak-{engine}-{seed}", engine=engine, nodes=nodes, block_time=2 if engine == "pow" else 1,
+                        duration=float(seconds), seed=seed, rate=rate, senders=min(4, 19),
+                        perturbations=tuple(perturbations), hashrates=(50_000,) * nodes if engine == "pow" else ())
+    _check_timeline(manifest.perturbations, nodes)
+    return manifest

@@ -1,0 +1,256 @@
+"""`gridnode testnet run MANIFEST`: setup → start → load (with the perturbation timeline beside
+it) → wait → check → cleanup, in the manner of CometBFT's e2e runner.
+
+The network is `gridnode localnet` (market/experiments/localnet.py) on data dirs prepared from the
+manifest. The load (load.py) writes its history to `DIR/history.jsonl`; a second thread applies
+the perturbations at their times and writes them to the same history; a third waits, from the last
+perturbation, for every node to reach one common head above everything that existed then
+(liveness: production resumed and everyone caught up). Then the checker (checker.py) reads the
+history and every node's chain. Everything is bounded in time: the load by `duration`, receipts by
+RECEIPT_SECONDS, liveness by `check.liveness`, the nodes' start by the localnet's own bound."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from cli.testnet import checker
+from cli.testnet.load import History, Load, read
+from cli.testnet.manifest import Manifest, Perturbation
+from market.agents.meter_driver import Rpc, RpcError
+from market.experiments.localnet import Localnet, live_run
+
+RECEIPT_SECONDS = 20.0
+"""After the load, how long the run waits for the receipts of acknowledged transactions."""
+PROGRESS_SECONDS = 5.0
+STOP_SECONDS = 20.0
+"""A graceful stop waits this long for the node to exit before it is killed."""
+
+
+class Network:
+    """The localnet, and what the timeline did to each node."""
+
+    def __init__(self, net: Localnet, history: History, say: Callable[[str], None]) -> None:
+        self.net = net
+        self.history = history
+        self.say = say
+        self.state: dict[int, str] = {}
+        """node → "killed" | "stopped" | "paused"; absent when up."""
+        self.partition: tuple[tuple[int, ...], ...] = ()
+        self.applied: list[dict] = []
+
+    def up(self) -> list[int]:
+        return [i for i in range(len(self.net.nodes)) if i not in self.state]
+
+    def clients(self) -> list[tuple[int, Rpc]]:
+        return [(i, self.net.rpc(i, timeout=3)) for i in self.up()]
+
+    def heads(self) -> dict[int, int | None]:
+        out = {}
+        for i in range(len(self.net.nodes)):
+            try:
+                out[i] = int(self.net.rpc(i, timeout=2)("eth_blockNumber"), 16) if i not in self.state else None
+            except RpcError:
+                out[i] = None
+        return out
+
+    def apply(self, p: Perturbation, at: float) -> None:
+        pid = lambda i: self.net.nodes[i]["pid"]  # noqa: E731 - updated by restart
+        errors = []
+        if p.action == "kill":
+            for i in p.nodes:
+                os.kill(pid(i), signal.SIGKILL)
+                self.state[i] = "killed"
+        elif p.action == "stop":
+            for i in p.nodes:
+                self._stop(i)
+                self.state[i] = "stopped"
+        elif p.action == "pause":
+            for i in p.nodes:
+                os.kill(pid(i), signal.SIGSTOP)
+                self.state[i] = "paused"
+        elif p.action == "resume":
+            for i in p.nodes:
+                os.kill(pid(i), signal.SIGCONT)
+                del self.state[i]
+        elif p.action == "restart":
+            for i in p.nodes:
+                self.net.restart(i)
+                del self.state[i]
+        elif p.action == "partition":
+            self.partition = p.groups
+            errors = self._links(p.groups, connect=False)
+        elif p.action == "heal":
+            errors = self._links(self.partition, connect=True)
+            self.partition = ()
+        record = {"at": round(at, 2), "action": p.describe(), "heads": self.heads(), "errors": errors}
+        self.applied.append(record)
+        self.history.write("perturb", action=p.action, nodes=list(p.nodes), groups=[list(g) for g in p.groups],
+                           errors=errors)
+        self.say(f"  t={at:5.1f} s  {p.describe()}" + (f"  ({'; '.join(errors)})" if errors else ""))
+
+    def _stop(self, index: int) -> None:
+        """SIGTERM and wait for the node to exit, as an operator's graceful restart does."""
+        pid = self.net.nodes[index]["pid"]
+        os.kill(pid, signal.SIGTERM)
+        process = self.net.restarted.get(index)
+        deadline = time.monotonic() + STOP_SECONDS
+        while time.monotonic() < deadline:
+            if process is not None:
+                if process.poll() is not None:
+                    return
+            elif not _running(pid):
+                return
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+
+    def _links(self, groups: tuple[tuple[int, ...], ...], connect: bool) -> list[str]:
+        """Drop (or restore) every link between two groups, on both ends, over admin RPC. A node
+        that is down cannot be told: said in the errors."""
+        errors = []
+        nodes = self.net.nodes
+        for g, group in enumerate(groups):
+            for other in groups[g + 1:]:
+                for a in group:
+                    for b in other:
+                        for here, there in ((a, b), (b, a)):
+                            target = nodes[there]["p2p"] if connect else nodes[there]["p2p"].rsplit("/p2p/", 1)[-1]
+                            try:
+                                self.net.rpc(here, timeout=3)("admin_addPeer" if connect else "admin_removePeer", target)
+                            except RpcError as error:
+                                errors.append(f"node{here}→node{there}: {error}")
+        return errors
+
+
+def _timeline(network: Network, manifest: Manifest, started: float, stop: threading.Event,
+              healed: threading.Event) -> None:
+    for p in manifest.perturbations:
+        if stop.wait(max(0.0, started + p.at - time.monotonic())):
+            return
+        network.apply(p, time.monotonic() - started)
+    healed.set()
+
+
+def _liveness(network: Network, manifest: Manifest, healed: threading.Event, result: dict) -> None:
+    """From the last perturbation: every node at one common head above every head seen then."""
+    healed.wait()
+    start = time.monotonic()
+    baseline = max((h for h in network.heads().values() if h is not None), default=0)
+    deadline = start + manifest.liveness
+    while time.monotonic() < deadline:
+        heads = network.heads()
+        if all(h is not None for h in heads.values()):
+            lowest = min(heads.values())
+            if lowest > baseline:
+                hashes = set()
+                for i in heads:
+                    try:
+                        hashes.add(network.net.rpc(i, timeout=2)("eth_getBlockByNumber", hex(lowest), False)["hash"])
+                    except (RpcError, TypeError):
+                        hashes.add(None)
+                if len(hashes) == 1 and None not in hashes:
+                    result.update(ok=True, seconds=round(time.monotonic() - start, 2), height=lowest, heads=heads)
+                    return
+        time.sleep(0.3)
+    result.update(ok=False, seconds=None, heads=network.heads(), baseline=baseline)
+
+
+def run(manifest: Manifest, directory: Path | None = None, say: Callable[[str], None] = print) -> dict:
+    from eth_account import Account
+
+    from cli.localnet import pow_consensus
+    from genesis.config import Genesis
+    from genesis.devnet import TEST_MNEMONIC
+
+    started_run = time.monotonic()
+    with live_run(directory, "gridnode-testnet-") as (root, cleanup):
+        say(f"setup: {manifest.nodes} {manifest.engine} nodes, {manifest.block_time} s blocks, in {root}")
+        consensus = pow_consensus(list(manifest.hashrates), manifest.block_time) if manifest.engine == "pow" else None
+        args = ("--hashrates", ",".join(map(str, manifest.hashrates))) if manifest.engine == "pow" else ()
+        net = Localnet(root, manifest.engine, manifest.nodes, None, manifest.block_time, consensus=consensus,
+                       localnet_args=args)
+        net.setup()
+        cleanup.callback(net.stop)
+        say("start: waiting for every node to peer and produce …")
+        net.start()
+        genesis = Genesis.load(root / "genesis.json")
+        Account.enable_unaudited_hdwallet_features()
+        senders = [Account.from_mnemonic(TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{k}")
+                   for k in range(1, manifest.senders + 1)]
+        history = History(root / "history.jsonl")
+        cleanup.callback(history.close)
+        network = Network(net, history, say)
+        cleanup.callback(_resume_paused, network)
+        load = Load(senders, genesis.chain_id, network.clients, manifest.rate, manifest.seed, history)
+        say(f"load: {manifest.rate:g} transfers/s from {manifest.senders} senders for {manifest.duration:g} s; "
+            f"{len(manifest.perturbations)} perturbations; history in {root / 'history.jsonl'}")
+        stop, healed, live = threading.Event(), threading.Event(), {}
+        started = time.monotonic()
+        threads = [threading.Thread(target=_timeline, args=(network, manifest, started, stop, healed), daemon=True),
+                   threading.Thread(target=_liveness, args=(network, manifest, healed, live), daemon=True),
+                   threading.Thread(target=_progress, args=(network, load, started, stop, say), daemon=True)]
+        for thread in threads:
+            thread.start()
+        try:
+            load.run(manifest.duration)
+            threads[0].join(STOP_SECONDS + 10)  # the timeline's last steps may still be under way
+        finally:
+            stop.set()
+            healed.set()
+        say("wait: receipts of what was acknowledged, and liveness after the last perturbation …")
+        load.settle(RECEIPT_SECONDS)
+        threads[1].join(manifest.liveness + 10)
+        say("check:")
+        rows = _checks(network, manifest, genesis, senders, read(root / "history.jsonl"), live)
+        print(checker.table(rows), flush=True)
+        return {"manifest": manifest.name, "engine": manifest.engine, "nodes": manifest.nodes,
+                "seconds": round(time.monotonic() - started_run, 1), "directory": str(root),
+                "load": load.counts, "perturbations": network.applied, "liveness": live,
+                "invariants": rows, "passed": all(r["ok"] for r in rows)}
+
+
+def _checks(network: Network, manifest: Manifest, genesis, senders, history: list[dict], live: dict) -> list[dict]:
+    rpcs = [network.net.rpc(i, timeout=30) for i in range(manifest.nodes)]
+    rows = [checker.safety(rpcs, manifest.confirmations), checker.acknowledged(rpcs, history)]
+    head = min(int(r("eth_blockNumber"), 16) for r in rpcs)
+    rows.append(checker.nonces(rpcs[0], [s.address for s in senders], head))
+    rows.append(checker.conservation(rpcs[0], genesis.create_engine(), [a.address.to_checksum() for a in genesis.accounts],
+                                     head))
+    if manifest.perturbations:
+        rows.append({"name": "liveness", "ok": bool(live.get("ok")), "evidence": (
+            f"every node at block {live['height']} (one hash) {live['seconds']} s after the last perturbation "
+            f"(bound {manifest.liveness:g} s)" if live.get("ok") else
+            f"not every node reached one common head within {manifest.liveness:g} s of the last perturbation: "
+            f"heads {live.get('heads')}, above {live.get('baseline')}")})
+    return rows
+
+
+def _progress(network: Network, load: Load, started: float, stop: threading.Event, say) -> None:
+    while not stop.wait(PROGRESS_SECONDS):
+        heads = network.heads()
+        say(f"  t={time.monotonic() - started:5.1f} s  heads {[heads[i] for i in sorted(heads)]}  "
+            f"sent {load.counts['submitted']}, acknowledged {load.counts['acknowledged']}, "
+            f"receipts {load.counts['receipts']}, failed {load.counts['failed']}")
+
+
+def _resume_paused(network: Network) -> None:
+    """A paused node must be resumed before the localnet can stop it."""
+    for i, state in list(network.state.items()):
+        if state == "paused":
+            try:
+                os.kill(network.net.nodes[i]["pid"], signal.SIGCONT)
+            except ProcessLookupError:
+                continue
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` still runs. The localnet's own nodes are children of `gridnode localnet`,
+    which reaps them only when it stops: an exited one lingers as a zombie, so look at its state."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
