@@ -139,8 +139,14 @@ class BlockProducer:
                 continue
             executed = build_block(self.chain, self.mempool, self.signer, max(when, int(time.time())),
                                    self.bid_ordering)
-            header = await loop.run_in_executor(None, self.chain.engine.seal, executed.block.header, self.signer,
-                                                self._stop_sealing, self.options)
+            try:
+                header = await loop.run_in_executor(None, self.chain.engine.seal, executed.block.header, self.signer,
+                                                    self._stop_sealing, self.options)
+            except asyncio.CancelledError:
+                # The node is stopping: end the search too, or the interpreter's exit waits for the
+                # executor's thread until it finds a seal (seconds under PoW; found by `gridnode testnet`).
+                self._stop_sealing.set()
+                raise
             if header is None or self._stop_sealing.is_set():
                 continue  # the head moved while sealing: this block is stale
             executed = executed.sealed(header)

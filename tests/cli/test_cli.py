@@ -112,6 +112,15 @@ def test_sigterm_and_ctrl_c_stop_cleanly(node_factory, sig):
     assert restarted.web3().eth.block_number >= head
 
 
+def test_a_pow_node_mid_search_stops_at_once_on_sigterm(node_factory):
+    """At one hash a second the first block's search never ends by itself: stopping must end it
+    (an executor thread left searching held the exit until SIGKILL; found by `gridnode testnet`)."""
+    node = node_factory(None, "--engine", "pow", "--hashrate", "1")
+    assert node.web3().eth.block_number == 0
+    assert node.stop(signal.SIGTERM, timeout=15) == 0
+    assert "node stopped" in node.output and "Traceback" not in node.output
+
+
 def test_keys_are_made_once_and_shown_again(tmp_path):
     first = gridnode("keys", "--datadir", str(tmp_path / "k"))
     again = gridnode("keys", "--datadir", str(tmp_path / "k"))
