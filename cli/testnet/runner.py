@@ -205,7 +205,7 @@ def run(manifest: Manifest, directory: Path | None = None, say: Callable[[str], 
         threads[1].join(manifest.liveness + 10)
         say("check:")
         rows = _checks(network, manifest, genesis, senders, read(root / "history.jsonl"), live)
-        print(checker.table(rows), flush=True)
+        say(checker.table(rows))
         return {"manifest": manifest.name, "engine": manifest.engine, "nodes": manifest.nodes,
                 "seconds": round(time.monotonic() - started_run, 1), "directory": str(root),
                 "load": load.counts, "perturbations": network.applied, "liveness": live,
