@@ -22,15 +22,14 @@ from typing import Callable
 from cli.errors import CommandError
 from consensus.engine import Signer
 from genesis.config import Genesis
-from genesis.devnet import (MAX_POEG_DEVNET_PROSUMERS, devnet_genesis_document, poeg_genesis_document,
-                            posoc_genesis_document)
+from genesis.devnet import (LOCALNET_NAME, MAX_POEG_DEVNET_PROSUMERS, devnet_genesis_document,
+                            poeg_genesis_document, posoc_genesis_document)
 from node.datadir import DataDir, write_secret
 from node.p2p.identity import load_or_create_identity
 from node.rpc.server import DEFAULT_APIS
 from node.service import open_chain
 from vm.types import Address
 
-LOCALNET_NAME = "gridnode-localnet"
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -57,6 +56,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                         help="posoc: the last N of devnet accounts #1..#19 are EVs with chargers (default 10)")
     parser.add_argument("--hour-seconds", type=int, default=10,
                         help="posoc: seconds in one charger-report hour (default 10: a 24-hour window is 4 min)")
+    parser.add_argument("--harness", action="store_true",
+                        help="start every node with --harness (clock skew and byzantine modes over harness_ RPC, "
+                             "for gridnode testnet)")
     parser.set_defaults(func=run_localnet)
 
 
@@ -138,6 +140,21 @@ def pow_consensus(hashrates: list[int], block_time: int, difficulty: int | None 
     return {"engine": "pow", "difficulty": difficulty, "minDifficulty": max(difficulty // 10, 1)}
 
 
+def scored_genesis(engine: str, prosumers: int = 19, slot_seconds: int = 10, evs: int = 10,
+                   hour_seconds: int = 10) -> Callable[[list[Address]], dict] | None:
+    """The whole-genesis builder of a PoEG or PoSOC localnet (validators → document); None for
+    PoA and PoW, whose genesis is the devnet's with their consensus section."""
+    if engine == "poeg":
+        if not 1 <= prosumers <= MAX_POEG_DEVNET_PROSUMERS or slot_seconds < 1:
+            raise CommandError(f"--prosumers takes 1..{MAX_POEG_DEVNET_PROSUMERS} and --slot-seconds a positive number")
+        return lambda validators: poeg_genesis_document(validators, prosumers=prosumers, slot_seconds=slot_seconds)
+    if engine == "posoc":
+        if not 1 <= evs <= 19 or hour_seconds < 1:
+            raise CommandError("--evs takes 1..19 and --hour-seconds a positive number")
+        return lambda validators: posoc_genesis_document(validators, evs=evs, hour_seconds=hour_seconds)
+    return None
+
+
 def run_localnet(args: argparse.Namespace) -> int:
     hashrates = _hashrates(args)
     args.nodes = args.nodes or len(hashrates) or 4
@@ -145,17 +162,7 @@ def run_localnet(args: argparse.Namespace) -> int:
         raise CommandError("--nodes must be at least 1")
     block_time = args.block_time or (2 if args.engine == "pow" else 1)
     consensus = pow_consensus(hashrates, block_time, args.difficulty) if args.engine == "pow" else None
-    document_for = None
-    if args.engine == "poeg":
-        if not 1 <= args.prosumers <= MAX_POEG_DEVNET_PROSUMERS or args.slot_seconds < 1:
-            raise CommandError(f"--prosumers takes 1..{MAX_POEG_DEVNET_PROSUMERS} and --slot-seconds a positive number")
-        document_for = lambda validators: poeg_genesis_document(  # noqa: E731
-            validators, prosumers=args.prosumers, slot_seconds=args.slot_seconds)
-    if args.engine == "posoc":
-        if not 1 <= args.evs <= 19 or args.hour_seconds < 1:
-            raise CommandError("--evs takes 1..19 and --hour-seconds a positive number")
-        document_for = lambda validators: posoc_genesis_document(  # noqa: E731
-            validators, evs=args.evs, hour_seconds=args.hour_seconds)
+    document_for = scored_genesis(args.engine, args.prosumers, args.slot_seconds, args.evs, args.hour_seconds)
     args.dir.mkdir(parents=True, exist_ok=True)
     datadirs = prepare_localnet(args.dir, args.nodes, block_time, consensus, document_for)
     peer_ids = [load_or_create_identity(d.root).peer_id for d in datadirs]
@@ -172,6 +179,8 @@ def run_localnet(args: argparse.Namespace) -> int:
                 command += ["--bootnode", address]
         if hashrates:
             command += ["--hashrate", str(hashrates[index])]
+        if args.harness:
+            command.append("--harness")
         log_file = open(datadir.root / "node.log", "a")
         processes.append(subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
                                           start_new_session=True))

@@ -10,7 +10,7 @@ from pathlib import Path
 from cli.errors import CommandError
 from consensus.engine import SealOptions, Signer
 from genesis.config import Genesis, GenesisError
-from genesis.devnet import DEVNET_ACCOUNTS, DEVNET_KEYS, dev_accounts, devnet_genesis_document
+from genesis.devnet import DEVNET_ACCOUNTS, DEVNET_KEYS, LOCALNET_NAME, dev_accounts, devnet_genesis_document
 from node.datadir import DataDir, read_private_key, write_secret
 from node.mempool import MempoolLimits
 from node.rpc.budget import DEFAULT_BATCH_BUDGET, DEFAULT_CALL_BUDGET
@@ -101,6 +101,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     start.add_argument("--no-bid-ordering", dest="bid_ordering", action="store_false",
                        help="fill blocks in plain pool order instead of putting each auction's bids in by "
                             "ascending total (a producing policy, not a consensus rule; default on)")
+    start.add_argument("--harness", action="store_true",
+                       help="for `gridnode testnet` only: serve harness_ (clock skew, byzantine modes); "
+                            "refused unless the chain is a localnet's test chain")
     for flags, field, kind, text in TXPOOL_FLAGS:
         default = getattr(MempoolLimits, field)
         start.add_argument(*flags, dest=f"txpool_{field}", type=_positive(kind), default=default,
@@ -204,8 +207,9 @@ def _rpc_config(args: argparse.Namespace) -> RpcConfig:
     def names(text: str) -> tuple[str, ...]:
         return tuple(name.strip() for name in text.split(",") if name.strip())
 
+    apis = names(args.http_api) + (("harness",) if args.harness else ())
     config = RpcConfig(vhosts=(*names(args.http_vhosts), args.rpc_host),
-                       cors_origins=names(args.rpc_cors), apis=names(args.http_api),
+                       cors_origins=names(args.rpc_cors), apis=apis,
                        allow_remote_admin=args.rpc_allow_remote_admin, batch_items=args.rpc_batch_request_limit,
                        batch_response_bytes=args.rpc_batch_response_max_size,
                        response_bytes=args.rpc_response_max_size, call_budget=args.rpc_call_budget,
@@ -230,13 +234,17 @@ def run_start(args: argparse.Namespace) -> int:
     try:
         if signer and not chain.engine.authorized(chain, chain.head, signer.address):
             raise CommandError(f"signer {signer.address.to_checksum()} may not produce blocks on this chain")
+        if args.harness and chain.genesis.name != LOCALNET_NAME:
+            raise CommandError(f"--harness is for test chains only (a genesis named {LOCALNET_NAME!r}, "
+                               f"made by gridnode localnet); this chain is {chain.genesis.name!r}")
         config = NodeConfig(datadir=datadir, rpc_host=args.rpc_host, rpc_port=args.rpc_port, signer=signer,
                             rpc=rpc,
                             mempool=MempoolLimits(**{field: getattr(args, f"txpool_{field}")
                                                      for _, field, _, _ in TXPOOL_FLAGS}),
                             accounts=tuple(keystore_addresses(datadir.keystore)),
                             listen=() if args.no_p2p else (args.listen,), bootnodes=tuple(args.bootnode),
-                            seal=SealOptions(hashrate=args.hashrate), bid_ordering=args.bid_ordering)
+                            seal=SealOptions(hashrate=args.hashrate), bid_ordering=args.bid_ordering,
+                            harness=args.harness)
         node = Node(config, store, chain)
         devnet = chain.genesis.name == DEVNET_NAME
 

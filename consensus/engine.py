@@ -152,9 +152,19 @@ class Engine(ABC):
         node on `parent` (a PoEG settlement); when any are returned the block carries only them."""
         return []
 
+    def is_system_transaction(self, tx) -> bool:
+        """Whether `tx` is one only a producer's own block may carry (a PoEG settlement): no pool
+        holds one, so a settlement orphaned by a reorg cannot come back in a later block."""
+        return False
+
     def equivocation_evidence(self, first: Header, second: Header) -> tuple[Address, bytes] | None:
         """(to, data) of a transaction that proves `first` and `second` (one height, one producer)
         an equivocation this engine punishes; None if it does not (PoA, PoW)."""
+        return None
+
+    def missed_producer(self, chain: ChainReader, header: Header) -> Address | None:
+        """Whose turn `header`'s block filled, if another producer's (PoA: the in-turn signer of
+        an out-of-turn block); None where there are no turns (PoW) or none was missed."""
         return None
 
     def status(self, chain: ChainReader, state: State) -> dict | None:

@@ -143,6 +143,13 @@ class ProofOfAuthority(Engine):
         elif extra:
             raise InvalidBlock("poa: extra data is only allowed at checkpoints")
 
+    def missed_producer(self, chain: ChainReader, header: Header) -> Address | None:
+        parent = chain.header_by_hash(header.parent_hash)
+        if header.difficulty != OUT_OF_TURN or parent is None:
+            return None
+        signers = self.signers(chain, parent)
+        return signers[header.number % len(signers)]
+
     def weight(self, header: Header) -> int:
         return header.difficulty
 

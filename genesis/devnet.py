@@ -12,6 +12,9 @@ from eth_account import Account
 from vm.types import Address
 
 TEST_MNEMONIC = "test test test test test test test test test test test junk"
+LOCALNET_NAME = "gridnode-localnet"
+"""The genesis name `gridnode localnet` gives its chains: a test chain, the only kind a node
+started with `--harness` (byzantine modes, clock skew) accepts."""
 DEVNET_ACCOUNTS = 20
 """Accounts #0..#19: the admin (an operator) and 19 prosumers, each with elecoins and fiat tokens."""
 DEVNET_KEYS = 40

@@ -10,7 +10,6 @@ listeners (the mempool) so none is lost silently."""
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Callable
@@ -19,6 +18,7 @@ from consensus.engine import Engine, HeaderFields
 from genesis.config import Genesis, GenesisError
 from node.cache import (BODY_CACHE_BYTES, LRU, TRANSACTION_CACHE_BYTES, ByteLRU, body_footprint,
                         transaction_footprint)
+from node.clock import Clock
 from node.state_db import StateDatabase
 from node.store import (Store, delete_block, put_block, put_execution, put_side, put_state, set_canonical,
                         set_head, unset_canonical, unset_side, write_genesis_marker)
@@ -66,8 +66,9 @@ class UnknownParent(InvalidBlock):
 
 
 class BlockRefused(InvalidBlock):
-    """A block we will not store though it may be valid: at or below the reorg horizon, or over
-    the side-block caps. Not relayed, and not held against the sender (it may be honest surplus)."""
+    """A block we will not store though it may be valid: at or below the reorg horizon, over
+    the side-block caps, or stamped too far ahead of our clock. Not relayed, and not held against
+    the sender (it may be honest surplus, or our own clock may be the one that is wrong)."""
 
 
 class ImportStatus(Enum):
@@ -105,8 +106,10 @@ class _Overlay:
 
 
 class Chain:
-    def __init__(self, store: Store, genesis: Genesis, engine: Engine) -> None:
+    def __init__(self, store: Store, genesis: Genesis, engine: Engine, clock: Clock | None = None) -> None:
         self.store = store
+        self.clock = clock or Clock()
+        """Wall-clock seconds for the future-block bound and the producer's timing."""
         self.genesis = genesis
         self.engine = engine
         self.chain_id = genesis.chain_id
@@ -318,13 +321,15 @@ class Chain:
         parent = self.header_by_hash(header.parent_hash)
         if parent is None:
             raise UnknownParent(f"unknown parent 0x{header.parent_hash.hex()} of block {header.number}")
-        now = int(time.time()) if now is None else now
+        now = int(self.clock()) if now is None else now
+        if header.timestamp > now + MAX_FUTURE_SECONDS:  # may be good later, and may be our clock's fault
+            raise BlockRefused(f"block {header.number} is stamped {header.timestamp - now} s ahead of this "
+                               f"node's clock (at most {MAX_FUTURE_SECONDS} s)")
         try:
             self._verify_header_rules(header, parent, now)
             self.engine.verify_header(self, header, parent)
         except InvalidBlock as exc:
-            if header.timestamp <= now + MAX_FUTURE_SECONDS:  # a block from the future may be good later
-                self._remember_bad(header.hash, str(exc))
+            self._remember_bad(header.hash, str(exc))
             raise
         return parent
 
@@ -386,7 +391,6 @@ class Chain:
         rules = (
             (header.number == parent.number + 1, "block number is not parent + 1"),
             (header.timestamp >= parent.timestamp, "timestamp before parent's"),
-            (header.timestamp <= now + MAX_FUTURE_SECONDS, "timestamp too far in the future"),
             (header.gas_limit == parent.gas_limit, "gas limit changed"),
             (header.gas_used <= header.gas_limit, "gas used above gas limit"),
             (header.base_fee == expected_fee, f"wrong base fee {header.base_fee}, want {expected_fee}"),

@@ -1,10 +1,12 @@
-"""Reporting equivocation: when a block from a peer makes two blocks at one height sealed by one
-producer, a node with a signing key sends the engine's evidence transaction itself, as an
-honest validator would (engines that slash for it say how: `Engine.equivocation_evidence`).
-Each pair is reported once per process; the engine punishes once per height whoever sends it."""
+"""What a node observes of producers in peers' blocks: equivocation (two blocks at one height
+sealed by one producer) and missed turns. Every node records both (`admin_misbehaviour`); a node
+with a signing key also sends the engine's evidence transaction, as an honest validator would
+(engines that slash for it say how: `Engine.equivocation_evidence`). Each pair is recorded and
+reported once per process; the engine punishes once per height whoever sends it."""
 from __future__ import annotations
 
 import logging
+from collections import Counter, deque
 
 from consensus.engine import Signer
 from node.chain import Chain
@@ -18,12 +20,17 @@ log = logging.getLogger("gridnode.evidence")
 
 MAX_REPORTED = 1024
 """Pairs remembered as reported; past it the memory starts over (a repeat costs one transaction)."""
+MAX_OBSERVED = 256
+"""Equivocations kept for `admin_misbehaviour`, newest last."""
 
 
 class EvidenceReporter:
-    def __init__(self, chain: Chain, intake: TransactionIntake, signer: Signer) -> None:
+    def __init__(self, chain: Chain, intake: TransactionIntake, signer: Signer | None) -> None:
         self.chain, self.intake, self.signer = chain, intake, signer
         self._reported: set[frozenset[bytes]] = set()
+        self.equivocations: deque[dict] = deque(maxlen=MAX_OBSERVED)
+        self.missed_turns: Counter[str] = Counter()
+        """Producer → turns it let pass that a peer's block filled (the engine says whose they were)."""
 
     def twins(self, header: Header) -> list[Header]:
         """Other stored blocks at `header`'s height sealed by its producer: canonical or side."""
@@ -36,16 +43,29 @@ class EvidenceReporter:
         return [other for other in found if other is not None and other.producer == header.producer]
 
     def check(self, header: Header) -> None:
-        """After `header` was stored: report it with any twin, once."""
+        """After `header` was stored: note a missed turn, and record (and report) any twin, once."""
+        missed = self.chain.engine.missed_producer(self.chain, header)
+        if missed is not None:
+            self.missed_turns[missed.to_checksum()] += 1
+            log.info("a producer missed its turn", extra={"number": header.number, "producer": missed.to_checksum(),
+                                                          "sealed_by": header.producer.to_checksum()})
         for twin in self.twins(header):
             pair = frozenset((header.hash, twin.hash))
-            message = self.chain.engine.equivocation_evidence(twin, header)
-            if message is None or pair in self._reported:
+            if pair in self._reported:
                 continue
             if len(self._reported) >= MAX_REPORTED:
                 self._reported.clear()
             self._reported.add(pair)
-            self._send(*message, header)
+            first, second = sorted((twin, header), key=lambda h: h.hash)
+            self.equivocations.append({"number": header.number, "producer": header.producer.to_checksum(),
+                                       "headers": ["0x" + h.encode().hex() for h in (first, second)],
+                                       "hashes": ["0x" + h.hash.hex() for h in (first, second)]})
+            log.warning("equivocation observed", extra={"number": header.number,
+                                                        "producer": header.producer.to_checksum(),
+                                                        "hashes": " ".join("0x" + h.hash.hex() for h in (first, second))})
+            message = self.chain.engine.equivocation_evidence(twin, header)
+            if message is not None and self.signer is not None:
+                self._send(*message, header)
 
     def _send(self, to, data: bytes, header: Header) -> None:
         address = self.signer.address

@@ -82,6 +82,9 @@ class TransactionIntake:
 
     def _admit(self, tx: Transaction) -> bool:
         """Offer `tx` to the pool at the head; keep it decoded only if it was admitted."""
+        if self.chain.engine.is_system_transaction(tx):
+            raise TransactionRejected(f"a {self.chain.engine.name} settlement is its producer's own: only the block "
+                                      "that settles carries one, and no pool holds it")
         state = self.chain.state()
         try:
             is_new = self.mempool.add(tx, state, self.next_base_fee())

@@ -3,6 +3,7 @@ of the chain and mempool. Runs on the asyncio loop thread (the bridge sees to it
 from __future__ import annotations
 
 from node.chain import BlockRefused, Chain, ImportStatus, UnknownParent
+from node.byzantine import Misbehaviour, lie
 from node.evidence import EvidenceReporter
 from node.intake import TransactionIntake, UnregisteredSender
 from node.p2p.port import ChainStatus, ImportResult, Outcome
@@ -22,11 +23,14 @@ full, a sender revoked in the last blocks) can be a race between heads, not an a
 
 
 class NodeChainPort:
-    def __init__(self, chain: Chain, intake: TransactionIntake, reporter: EvidenceReporter | None = None) -> None:
+    def __init__(self, chain: Chain, intake: TransactionIntake, reporter: EvidenceReporter | None = None,
+                 misbehaviour: Misbehaviour | None = None) -> None:
         self.chain = chain
         self.intake = intake
+        self.misbehaviour = misbehaviour
+        """Set only on a node the fault harness started: in lying-sync it serves damaged blocks."""
         self.reporter = reporter
-        """Set on a node with a signing key: reports equivocations it sees among peers' blocks."""
+        """Records the equivocations and missed turns it sees among peers' blocks (and reports them)."""
 
     def status(self) -> ChainStatus:
         head = self.chain.head
@@ -74,6 +78,9 @@ class NodeChainPort:
             if size > MAX_BLOCKS_RESPONSE_BYTES:
                 break
             encoded.append(self.chain.block(block_hash).encode())
+        if self.misbehaviour is not None and self.misbehaviour.mode == "lying-sync" and encoded:
+            encoded = [lie(encoded[0]), *encoded[1:]]
+            self.misbehaviour.sent()
         return encoded
 
     def canonical_hash(self, number: int) -> bytes | None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from typing import Callable
 
 from consensus.engine import SealOptions, Signer
 from node.bid_order import BidOrder
+from node.byzantine import CORRUPTING, Misbehaviour, corrupt
 from node.chain import Chain, ExecutedBlock
 from node.mempool import Mempool
-from vm.blocks import Block
+from vm.blocks import Block, InvalidBlock
 from vm.pipeline import BLOCK_FULL, BlockBuilder
 from vm.transactions import Transaction
 from vm.transition import GAS_LIMIT_REACHED, TransactionRejected
@@ -101,8 +101,10 @@ class BlockProducer:
 
     def __init__(self, chain: Chain, mempool: Mempool, signer: Signer,
                  announce: Callable[[Block], None] | None = None, options: SealOptions = SealOptions(),
-                 bid_ordering: bool = True) -> None:
+                 bid_ordering: bool = True, misbehaviour: Misbehaviour | None = None) -> None:
         self.chain = chain
+        self.misbehaviour = misbehaviour
+        """Set only on a node the fault harness started (node/byzantine.py)."""
         self.bid_ordering = bid_ordering
         self.mempool = mempool
         self.signer = signer
@@ -128,29 +130,80 @@ class BlockProducer:
             self._head_moved.clear()
             self._stop_sealing.clear()
             parent = self.chain.head
+            mode = self.misbehaviour.mode if self.misbehaviour else None
             when = self.chain.engine.production_time(self.chain, parent, self.signer.address)
-            if when is None:
+            wrong_turn = when is None and mode == "wrong-turn"
+            if wrong_turn:
+                when = parent.timestamp + self.chain.genesis.block_time
+            if when is None or mode == "withhold":
                 # Not this signer's turn at any time on this parent (it signed too recently):
                 # wait for the head to move, re-checking every block time.
                 await self._wait_for_head_change(self.chain.genesis.block_time)
                 continue
-            await self._wait_for_head_change(when - time.time())
+            await self._wait_for_head_change(when - self.chain.clock())
             if self.chain.head.hash != parent.hash:
                 continue
-            executed = build_block(self.chain, self.mempool, self.signer, max(when, int(time.time())),
+            executed = build_block(self.chain, self.mempool, self.signer, max(when, int(self.chain.clock())),
                                    self.bid_ordering)
-            try:
-                header = await loop.run_in_executor(None, self.chain.engine.seal, executed.block.header, self.signer,
-                                                    self._stop_sealing, self.options)
-            except asyncio.CancelledError:
-                # The node is stopping: end the search too, or the interpreter's exit waits for the
-                # executor's thread until it finds a seal (seconds under PoW; found by `gridnode testnet`).
-                self._stop_sealing.set()
-                raise
-            if header is None or self._stop_sealing.is_set():
+            if mode in CORRUPTING:
+                await self._announce_bad(loop, executed.block, mode)
+                continue
+            header = await self._seal(loop, executed.block.header)
+            if header is None:
                 continue  # the head moved while sealing: this block is stale
+            if wrong_turn:
+                await self._announce_bad(loop, executed.sealed(header).block, None)
+                continue
+            twin = self._unsealed_twin(parent, header.timestamp + 1) if mode == "equivocate" else None
             executed = executed.sealed(header)
             commit(self.chain, executed)
             if self.announce is not None:
                 self.announce(executed.block)
+                if twin is not None:
+                    await self._equivocate(loop, twin)
             await asyncio.sleep(0)
+
+    async def _seal(self, loop, header, stop: threading.Event | None = None):
+        """`header` sealed in a worker thread; None if `stop` (by default: the head moved) was set."""
+        stop = stop or self._stop_sealing
+        try:
+            sealed = await loop.run_in_executor(None, self.chain.engine.seal, header, self.signer, stop, self.options)
+        except asyncio.CancelledError:
+            # The node is stopping: end the search too, or the interpreter's exit waits for the
+            # executor's thread until it finds a seal (seconds under PoW; found by `gridnode testnet`).
+            stop.set()
+            raise
+        return None if sealed is None or stop.is_set() else sealed
+
+    async def _announce_bad(self, loop, block: Block, mode: str | None) -> None:
+        """Byzantine: announce a block honest nodes must refuse (damaged by `mode`, or sealed out
+        of turn), and keep it off our own chain."""
+        header = block.header
+        if mode is not None:
+            header = await loop.run_in_executor(None, corrupt, self.chain.engine, header, mode, self.signer,
+                                                self._stop_sealing)
+        if header is not None and self.announce is not None:
+            log.warning("byzantine: announcing a bad block", extra={"number": header.number,
+                                                                    "mode": mode or "wrong-turn"})
+            self.announce(Block(header, block.transactions))
+            self.misbehaviour.sent()
+        await self._wait_for_head_change(self.chain.genesis.block_time)
+
+    def _unsealed_twin(self, parent, timestamp: int) -> Block | None:
+        """Byzantine: a second block on `parent` without the pool's transactions (but with any the
+        engine needs), built while `parent` is still the head; None if the engine will not have it."""
+        try:
+            return build_block(self.chain, Mempool(self.chain.chain_id, self.chain.genesis.gas_limit), self.signer,
+                               timestamp).block
+        except InvalidBlock as exc:
+            log.warning("byzantine: no twin", extra={"number": parent.number + 1, "reason": str(exc)})
+            return None
+
+    async def _equivocate(self, loop, twin: Block) -> None:
+        """Byzantine: seal the twin (the head has moved to its sibling, so with a stop of its own)
+        and announce it too."""
+        header = await self._seal(loop, twin.header, threading.Event())
+        if header is not None:
+            log.warning("byzantine: announcing a twin", extra={"number": header.number})
+            self.announce(Block(header, twin.transactions))
+            self.misbehaviour.sent()

@@ -17,6 +17,7 @@ from consensus.engine import SealOptions, Signer
 from consensus.posoc.engine import ProofOfStateOfCharge
 from genesis.config import Genesis
 from node.aggregate_check import AggregateChecker
+from node.byzantine import Misbehaviour, flood
 from node.chain import Chain
 from node.datadir import DataDir
 from node.evidence import EvidenceReporter
@@ -30,6 +31,7 @@ from node.rpc.admin import AdminApi
 from node.rpc.eth import EthApi
 from node.rpc.filters import FilterApi
 from node.rpc.grid import GridApi, NodeIdentity
+from node.rpc.harness import HarnessApi
 from node.rpc.models import ModelApi
 from node.rpc.server import JsonRpcServer, RpcConfig, collect_methods
 from node.store import Store
@@ -60,6 +62,8 @@ class NodeConfig:
     seal: SealOptions = SealOptions()
     bid_ordering: bool = True
     """Whether the producer orders each auction's bids in a block by ascending total (node/bid_order.py)."""
+    harness: bool = False
+    """Started by the fault harness on a test chain: serves harness_ (clock skew, byzantine modes)."""
 
 
 def open_chain(datadir: DataDir, genesis: Genesis | None = None) -> tuple[Store, Chain]:
@@ -90,8 +94,10 @@ class Node:
         """Federated learning's models, by hash (node/models.py), served to peers (node/p2p/models.py)."""
         self.aggregate_checker: AggregateChecker | None = None
         signer = config.signer
+        self.evidence = EvidenceReporter(chain, self.intake, signer)
+        self.misbehaviour = Misbehaviour() if config.harness else None
         self.producer = (BlockProducer(chain, self.mempool, signer, announce=self._announce_block, options=config.seal,
-                                       bid_ordering=config.bid_ordering)
+                                       bid_ordering=config.bid_ordering, misbehaviour=self.misbehaviour)
                          if signer else None)
         self.rpc_url = f"http://{config.rpc_host}:{config.rpc_port}"
 
@@ -115,11 +121,12 @@ class Node:
                                 str(self.config.datadir.root), self.rpc_url, network.peer_id if network else None)
         eth = EthApi(self.chain, self.intake, list(self.config.accounts),
                      network.sync_progress if network else (lambda: None))
-        methods = collect_methods(
-            eth, FilterApi(eth),
-            GridApi(self.chain, self.mempool, identity, network.peer_count if network else (lambda: 0)),
-            AdminApi(network), ModelApi(self.chain, self.models, network.fetch_models if network else None))
-        return JsonRpcServer(methods, self.config.rpc)
+        apis = [eth, FilterApi(eth),
+                GridApi(self.chain, self.mempool, identity, network.peer_count if network else (lambda: 0)),
+                AdminApi(network, self.evidence), ModelApi(self.chain, self.models, network.fetch_models if network else None)]
+        if self.misbehaviour is not None:
+            apis.append(HarnessApi(self.chain.clock, self.misbehaviour))
+        return JsonRpcServer(collect_methods(*apis), self.config.rpc)
 
     def _start_network(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self.config.listen:
@@ -127,9 +134,8 @@ class Node:
         config = P2PConfig(datadir=self.config.datadir.root, listen=self.config.listen,
                            bootnodes=self.config.bootnodes, chain_id=self.chain.chain_id,
                            genesis_hash=self.chain.genesis_block_hash())
-        signer = self.config.signer
-        reporter = EvidenceReporter(self.chain, self.intake, signer) if signer else None
-        self.network = P2PService(config, NodeChainPort(self.chain, self.intake, reporter), loop, self.models.get)
+        self.network = P2PService(config, NodeChainPort(self.chain, self.intake, self.evidence,
+                                                           self.misbehaviour), loop, self.models.get)
         self.network.start()
         self.intake.announce = self.network.publish_transaction
         log.info("p2p listening", extra={"peer_id": self.network.peer_id,
@@ -159,6 +165,9 @@ class Node:
                 tasks.append(asyncio.create_task(self._reannounce_forever(), name="reannounce"))
             if self.producer:
                 tasks.append(asyncio.create_task(self.producer.run(), name="producer"))
+            if self.misbehaviour is not None and self.network is not None and self.config.signer:
+                tasks.append(asyncio.create_task(flood(self.misbehaviour, self.network.publish_transaction,
+                                                       self.chain.chain_id, self.config.signer), name="flood"))
             log.info("node started", extra={"rpc": self.rpc_url, "chain_id": self.chain.chain_id,
                                             "head": self.chain.head.number})
             if on_ready:

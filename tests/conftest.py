@@ -8,6 +8,17 @@ from helpers import NodeProcess
 from web3 import Web3
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items):
+    """The suite runs on two workers (`-n 2 --dist loadgroup`, pyproject.toml). The multi-node
+    suites (marked slow) run one after another on one worker, so no two networks of processes
+    compete for the two cores; every other module stays on one worker, so its module-scoped
+    nodes start once."""
+    for item in items:
+        group = "multi-node" if item.get_closest_marker("slow") else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 def node_factory(tmp_path):
     started: list[NodeProcess] = []

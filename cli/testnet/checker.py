@@ -12,9 +12,15 @@ client can read (JSON-RPC), so they hold any node to the same account:
 * conservation: the sum of every balance the run touched changes between two blocks only by the
   engine's documented rewards (PoA none; PoW the fixed reward plus r · s per block, s counted as
   `consensus.pow.rewarded_transactions` counts it); nothing is burned;
-* liveness: measured by the runner after the last perturbation (see runner.py)."""
+* liveness: measured by the runner after the last perturbation (see runner.py);
+* evidence: what the honest nodes hold against others (`admin_misbehaviour`: penalties given to
+  peers, equivocations observed, missed turns) names byzantine nodes only, and each byzantine
+  node was caught in each of its modes, for the reason that mode must be caught for.
+
+With byzantine nodes in the run every row but evidence is over the honest nodes only."""
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
 from market.agents.meter_driver import Rpc
@@ -108,6 +114,63 @@ def conservation(rpc: Rpc, engine, genesis_accounts: list[str], head: int) -> di
     return {"name": "conservation", "ok": ok,
             "evidence": f"{len(ordered)} accounts, blocks {base}..{head}: supply changed by {after - before} wei, "
                         f"the engine's rewards are {rewards}" + ("" if ok else f" (off by {after - before - rewards})")}
+
+
+DETECTED_BY = {
+    "bad-state-root": "state root mismatch",
+    "bad-seal": "sealed by|signature|insufficient work|seal",
+    "wrong-turn": "signed too recently|not the slot's producer|producer",
+    "flood-invalid-tx": "invalid transactions",
+    "lying-sync": "invalid block in sync",
+}
+"""The penalty reason an honest node must give a peer in each mode (equivocate is caught as an
+observed equivocation, withhold as missed turns)."""
+
+
+def evidence(nodes: list[dict], producers: list[str], honest: list[int], modes: dict[int, set[str]],
+             reports: list[dict]) -> dict:
+    """`reports[k]` is honest node `honest[k]`'s admin_misbehaviour; `modes` each byzantine node's modes."""
+    peer_of = {node["p2p"].rsplit("/p2p/", 1)[-1]: i for i, node in enumerate(nodes)}
+    node_of = {address.lower(): i for i, address in enumerate(producers)}
+    wrongly, caught = [], defaultdict(set)
+    for observer, report in zip(honest, reports, strict=True):
+        for penalty in report["penalties"]:
+            target = peer_of.get(penalty["peer"])
+            if target is None or target not in modes:
+                wrongly.append(f"node{observer} penalised {f'node{target}' if target is not None else penalty['peer']}"
+                               f": {penalty['reason']}")
+                continue
+            for mode, pattern in DETECTED_BY.items():
+                if mode in modes[target] and re.search(pattern, penalty["reason"]):
+                    caught[target].add(mode)
+        for seen in report["equivocations"]:
+            target = node_of.get(seen["producer"].lower())
+            if target in modes:
+                caught[target].add("equivocate")
+            else:
+                wrongly.append(f"node{observer} saw node{target} equivocate at block {seen['number']}")
+        for address, count in report["missedTurns"].items():
+            if node_of.get(address.lower()) in modes and count:
+                caught[node_of[address.lower()]].add("withhold")
+    uncaught = [f"node{i} {mode}" for i, wanted in sorted(modes.items()) for mode in sorted(wanted - caught[i])]
+    ok = not wrongly and not uncaught
+    if ok:
+        said = "; ".join(f"node{i} caught for {', '.join(sorted(caught[i] & modes[i]))}" for i in sorted(modes)) or \
+            "no byzantine nodes in this run"
+        evidence_text = f"{said}; nothing held against the honest nodes {honest}"
+    else:
+        evidence_text = "; ".join([*(f"{w}" for w in wrongly[:4]), *(f"{u} not caught" for u in uncaught)])
+    return {"name": "evidence", "ok": ok, "evidence": evidence_text, "held_against_honest": len(wrongly)}
+
+
+def longest_stall(rpc: Rpc, head: int) -> dict:
+    """The longest time between two consecutive blocks of the final chain, by their timestamps:
+    how long production stopped at worst (a figure, not an invariant)."""
+    stamps = [int(b["timestamp"], 16) for b in _blocks(rpc, 1, head)]
+    if len(stamps) < 2:
+        return {"seconds": 0, "after_block": None}
+    gap, at = max((b - a, n + 1) for n, (a, b) in enumerate(zip(stamps, stamps[1:])))
+    return {"seconds": gap, "after_block": at}
 
 
 def table(rows: list[dict]) -> str:

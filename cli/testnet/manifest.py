@@ -15,7 +15,9 @@ invariants to check afterwards, in the manner of CometBFT's e2e manifests.
     [[perturb]]
     at = 8                    # seconds after the load starts
     action = "kill"           # kill | stop | restart | pause | resume | partition | heal
-    nodes = [3]               # partition: groups = [[0, 1], [2, 3]]
+    nodes = [3]               #   | skew | byzantine | honest; partition: groups = [[0, 1], [2, 3]]
+                              # skew: seconds = 30 (the node's clock offset; 0 puts it right)
+                              # byzantine: mode = "equivocate" (node/byzantine.py's modes); honest ends it
 
     [check]
     liveness = 20             # seconds after the last perturbation for every node to reach the common head
@@ -28,10 +30,15 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ENGINES = ("poa", "pow")
-"""Engines the harness drives today (PoEG and PoSOC need their oracles' load: not yet)."""
-ACTIONS = ("kill", "stop", "restart", "pause", "resume", "partition", "heal")
+from node.byzantine import MODES
+
+ENGINES = ("poa", "pow", "poeg", "posoc")
+ACTIONS = ("kill", "stop", "restart", "pause", "resume", "partition", "heal", "skew", "byzantine", "honest")
 DOWN_ACTIONS = {"kill": "killed", "stop": "stopped", "pause": "paused"}
+ENGINE_MODES = {"poa": MODES, "pow": tuple(m for m in MODES if m not in ("wrong-turn", "withhold")),
+                "poeg": MODES, "posoc": MODES}
+"""Byzantine modes an engine's honest nodes can tell: PoW has no turns, so a wrong turn is no
+fault and a withholding miner looks like a slow one."""
 MAX_NODES = 8
 MAX_DURATION = 24 * 3600
 
@@ -46,13 +53,22 @@ class Perturbation:
     action: str
     nodes: tuple[int, ...] = ()
     groups: tuple[tuple[int, ...], ...] = ()
+    seconds: float = 0.0
+    """skew: the clock offset to set."""
+    mode: str = ""
+    """byzantine: the mode to switch on."""
 
     def describe(self) -> str:
+        who = ",".join(f"node{i}" for i in self.nodes)
+        if self.action == "skew":
+            return f"skew {who}'s clock to {self.seconds:+g} s"
+        if self.action == "byzantine":
+            return f"byzantine {who}: {self.mode}"
         if self.action == "partition":
             return "partition " + " | ".join(",".join(f"node{i}" for i in g) for g in self.groups)
         if self.action == "heal":
             return "heal the partition"
-        return f"{self.action} " + ",".join(f"node{i}" for i in self.nodes)
+        return f"{self.action} {who}"
 
 
 @dataclass(frozen=True)
@@ -70,6 +86,11 @@ class Manifest:
     confirmations: int = 2
     hashrates: tuple[int, ...] = ()
     source: Path | None = field(default=None, compare=False)
+
+    @property
+    def byzantine(self) -> tuple[int, ...]:
+        """Nodes the timeline ever makes byzantine: left out of the honest nodes' invariants."""
+        return tuple(sorted({i for p in self.perturbations if p.action == "byzantine" for i in p.nodes}))
 
     @property
     def healed_at(self) -> float:
@@ -106,7 +127,7 @@ def parse(data: dict, name: str = "testnet", source: Path | None = None) -> Mani
         raise ManifestError(f"hashrates: {nodes} positive integers, one per node")
     load_section = _section(data, "load", {"rate", "senders"})
     check = _section(data, "check", {"liveness", "confirmations"})
-    perturbations = tuple(_perturbation(entry, k, nodes, duration)
+    perturbations = tuple(_perturbation(entry, k, nodes, duration, engine)
                           for k, entry in enumerate(data.get("perturb", [])))
     if list(perturbations) != sorted(perturbations, key=lambda p: p.at):
         raise ManifestError("perturb: entries in the order of their `at`")
@@ -119,11 +140,11 @@ def parse(data: dict, name: str = "testnet", source: Path | None = None) -> Mani
                     source=source)
 
 
-def _perturbation(entry, k: int, nodes: int, duration: float) -> Perturbation:
+def _perturbation(entry, k: int, nodes: int, duration: float, engine: str) -> Perturbation:
     where = f"perturb[{k}]"
     if not isinstance(entry, dict):
         raise ManifestError(f"{where}: a table")
-    unknown = set(entry) - {"at", "action", "nodes", "groups"}
+    unknown = set(entry) - {"at", "action", "nodes", "groups", "seconds", "mode"}
     if unknown:
         raise ManifestError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
     action = entry.get("action")
@@ -143,28 +164,56 @@ def _perturbation(entry, k: int, nodes: int, duration: float) -> Perturbation:
     chosen = entry.get("nodes")
     if not isinstance(chosen, list) or not chosen:
         raise ManifestError(f"{where}.nodes: a non-empty list of node indices")
-    return Perturbation(at, action, nodes=tuple(_index(i, f"{where}.nodes", nodes) for i in chosen))
+    indices = tuple(_index(i, f"{where}.nodes", nodes) for i in chosen)
+    if action == "skew":
+        return Perturbation(at, action, nodes=indices, seconds=_number(entry, f"{where}.seconds", None, -3_600, 3_600))
+    if action == "byzantine":
+        mode = entry.get("mode")
+        if mode not in ENGINE_MODES[engine]:
+            raise ManifestError(f"{where}.mode: under {engine} one of {', '.join(ENGINE_MODES[engine])}, not {mode!r}")
+        return Perturbation(at, action, nodes=indices, mode=mode)
+    if set(entry) & {"seconds", "mode"}:
+        raise ManifestError(f"{where}: seconds is for skew, mode for byzantine")
+    return Perturbation(at, action, nodes=indices)
 
 
 def _check_timeline(perturbations: tuple[Perturbation, ...], nodes: int) -> None:
     """Each action must make sense at its point: restart what was killed or stopped, resume what
-    was paused, heal a partition; and by the end every node is back and the network whole."""
+    was paused, heal a partition, end a byzantine mode, put a skewed clock right; a byzantine or
+    skewed node is not restarted meanwhile (a restart would end it unseen); and by the end every
+    node is back, honest, on time, and the network whole."""
     state: dict[int, str] = {}
+    altered: dict[int, str] = {}
+    """node → "byzantine" | "skewed"."""
     partitioned = False
     for k, p in enumerate(perturbations):
         where = f"perturb[{k}] ({p.describe()})"
         for i in p.nodes:
             if p.action in DOWN_ACTIONS and i in state:
                 raise ManifestError(f"{where}: node{i} is already {state[i]}")
+            if p.action in ("kill", "stop") and i in altered:
+                raise ManifestError(f"{where}: node{i} is {altered[i]}: end that first")
             if p.action == "restart" and state.get(i) not in ("killed", "stopped"):
                 raise ManifestError(f"{where}: node{i} is not killed or stopped")
             if p.action == "resume" and state.get(i) != "paused":
                 raise ManifestError(f"{where}: node{i} is not paused")
+            if p.action in ("skew", "byzantine", "honest") and i in state:
+                raise ManifestError(f"{where}: node{i} is {state[i]}")
+            if p.action == "byzantine" and i in altered:
+                raise ManifestError(f"{where}: node{i} is already {altered[i]}")
+            if p.action == "honest" and altered.get(i) != "byzantine":
+                raise ManifestError(f"{where}: node{i} is not byzantine")
+            if p.action == "skew" and altered.get(i, "skewed") != "skewed":
+                raise ManifestError(f"{where}: node{i} is {altered[i]}")
         for i in p.nodes:
             if p.action in DOWN_ACTIONS:
                 state[i] = DOWN_ACTIONS[p.action]
             elif p.action in ("restart", "resume"):
                 del state[i]
+            elif p.action == "byzantine" or (p.action == "skew" and p.seconds):
+                altered[i] = "byzantine" if p.action == "byzantine" else "skewed"
+            elif p.action in ("honest", "skew"):
+                altered.pop(i, None)
         if p.action == "partition":
             if partitioned:
                 raise ManifestError(f"{where}: heal the partition before another")
@@ -173,9 +222,11 @@ def _check_timeline(perturbations: tuple[Perturbation, ...], nodes: int) -> None
             if not partitioned:
                 raise ManifestError(f"{where}: no partition to heal")
             partitioned = False
-    if state or partitioned:
-        left = [f"node{i} {s}" for i, s in sorted(state.items())] + (["the partition"] if partitioned else [])
+    left = [f"node{i} {s}" for i, s in sorted({**altered, **state}.items())] + (["the partition"] if partitioned else [])
+    if left:
         raise ManifestError(f"the timeline must end whole (liveness is checked after it): still {', '.join(left)}")
+    if len({i for p in perturbations if p.action == "byzantine" for i in p.nodes}) * 2 >= nodes > 1:
+        raise ManifestError("byzantine nodes must stay a minority: the honest ones are what the checks judge")
 
 
 def _section(data: dict, name: str, allowed: set[str]) -> dict:
@@ -208,45 +259,68 @@ def _index(value, where: str, nodes: int) -> int:
     return value
 
 
-SOAK_FAULTS = ("kill", "stop", "pause", "partition")
+SOAK_FAULTS = ("kill", "stop", "pause", "partition", "skew", "byzantine")
 SOAK_FAULT_SECONDS = (4.0, 12.0)
-"""How long a soak fault lasts before it is undone (restart, resume, heal), drawn uniformly."""
+"""How long a soak fault lasts before it is undone (restart, resume, heal, clock put right,
+honest again), drawn uniformly."""
 SOAK_GAP_SECONDS = (3.0, 10.0)
 """Quiet time between one fault's end and the next fault, drawn uniformly."""
+SOAK_SKEW_SECONDS = (-40.0, 40.0)
+SOAK_MODES = {"poa": ("equivocate", "withhold"), "pow": ("equivocate",)}
+"""Byzantine modes a soak repeats: ones the honest nodes catch without banning the node, so it
+can misbehave again later."""
+SOAK_FINAL_MODE = {"poa": "bad-state-root", "pow": "bad-seal"}
+"""The soak's last fault: a mode that gets the byzantine node banned (for 10 minutes), so no
+other mode could be seen after it."""
+SOAK_FINAL_SECONDS = 12.0
 
 
 def soak(engine: str, nodes: int, seconds: float, seed: int, rate: float = 4.0) -> Manifest:
     """A randomised timeline for `seconds`, reproduced exactly by `seed`: one fault at a time (a
-    minority killed, stopped or paused, or a partition into two groups), each undone after a few
-    seconds, with quiet time between. The last fault ends by `seconds` − 10 so liveness is measured."""
+    minority killed, stopped or paused, a partition into two groups, one clock skewed, or the last
+    node turned byzantine), each undone after a few seconds, with quiet time between. With three
+    or more nodes the last is the byzantine one, and it ends on a mode that bans it. The last
+    fault ends by `seconds` − 10 so liveness is measured."""
     import random
 
     if engine not in ENGINES:
         raise ManifestError(f"engine: one of {', '.join(ENGINES)}, not {engine!r}")
     if not 2 <= nodes <= MAX_NODES:
         raise ManifestError(f"a soak needs 2..{MAX_NODES} nodes")
-    if not 30 <= seconds <= MAX_DURATION:
-        raise ManifestError(f"a soak runs 30..{MAX_DURATION} seconds")
+    if not 60 <= seconds <= MAX_DURATION:
+        raise ManifestError(f"a soak runs 60..{MAX_DURATION} seconds")
     draw = random.Random(seed)
+    faults = SOAK_FAULTS if nodes >= 3 else tuple(f for f in SOAK_FAULTS if f != "byzantine")
+    villain = nodes - 1
+    end = seconds - 10 - (SOAK_FINAL_SECONDS + SOAK_GAP_SECONDS[0] if "byzantine" in faults else 0)
     perturbations: list[Perturbation] = []
     t = draw.uniform(*SOAK_GAP_SECONDS)
     while True:
         length = draw.uniform(*SOAK_FAULT_SECONDS)
-        if t + length > seconds - 10:
+        if t + length > end:
             break
-        fault = draw.choice(SOAK_FAULTS)
+        fault = draw.choice(faults)
+        start, stop = round(t, 2), round(t + length, 2)
         if fault == "partition":
             order = draw.sample(range(nodes), nodes)
             cut = draw.randint(1, nodes - 1)
             groups = (tuple(sorted(order[:cut])), tuple(sorted(order[cut:])))
-            perturbations += [Perturbation(round(t, 2), "partition", groups=groups),
-                              Perturbation(round(t + length, 2), "heal")]
+            perturbations += [Perturbation(start, "partition", groups=groups), Perturbation(stop, "heal")]
+        elif fault == "skew":
+            node = (draw.randrange(nodes),)
+            perturbations += [Perturbation(start, "skew", nodes=node, seconds=round(draw.uniform(*SOAK_SKEW_SECONDS), 1)),
+                              Perturbation(stop, "skew", nodes=node, seconds=0.0)]
+        elif fault == "byzantine":
+            perturbations += [Perturbation(start, "byzantine", nodes=(villain,), mode=draw.choice(SOAK_MODES[engine])),
+                              Perturbation(stop, "honest", nodes=(villain,))]
         else:
             chosen = tuple(sorted(draw.sample(range(nodes), draw.randint(1, (nodes - 1) // 2 or 1))))
             undo = "resume" if fault == "pause" else "restart"
-            perturbations += [Perturbation(round(t, 2), fault, nodes=chosen),
-                              Perturbation(round(t + length, 2), undo, nodes=chosen)]
+            perturbations += [Perturbation(start, fault, nodes=chosen), Perturbation(stop, undo, nodes=chosen)]
         t += length + draw.uniform(*SOAK_GAP_SECONDS)
+    if "byzantine" in faults:  # every fault drawn ended by `end`
+        perturbations += [Perturbation(round(end, 2), "byzantine", nodes=(villain,), mode=SOAK_FINAL_MODE[engine]),
+                          Perturbation(round(end + SOAK_FINAL_SECONDS, 2), "honest", nodes=(villain,))]
     manifest = Manifest(name=f"soak-{engine}-{seed}", engine=engine, nodes=nodes, block_time=2 if engine == "pow" else 1,
                         duration=float(seconds), seed=seed, rate=rate, senders=min(4, 19),
                         perturbations=tuple(perturbations), hashrates=(50_000,) * nodes if engine == "pow" else ())

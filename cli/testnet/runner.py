@@ -33,8 +33,12 @@ STOP_SECONDS = 20.0
 class Network:
     """The localnet, and what the timeline did to each node."""
 
-    def __init__(self, net: Localnet, history: History, say: Callable[[str], None]) -> None:
+    def __init__(self, net: Localnet, history: History, say: Callable[[str], None],
+                 byzantine: tuple[int, ...] = ()) -> None:
         self.net = net
+        self.byzantine = byzantine
+        """Nodes the timeline makes byzantine at some point: the load never uses them, the
+        invariants judge the others (the honest nodes)."""
         self.history = history
         self.say = say
         self.state: dict[int, str] = {}
@@ -45,12 +49,15 @@ class Network:
     def up(self) -> list[int]:
         return [i for i in range(len(self.net.nodes)) if i not in self.state]
 
-    def clients(self) -> list[tuple[int, Rpc]]:
-        return [(i, self.net.rpc(i, timeout=3)) for i in self.up()]
+    def honest(self) -> list[int]:
+        return [i for i in range(len(self.net.nodes)) if i not in self.byzantine]
 
-    def heads(self) -> dict[int, int | None]:
+    def clients(self) -> list[tuple[int, Rpc]]:
+        return [(i, self.net.rpc(i, timeout=3)) for i in self.up() if i not in self.byzantine]
+
+    def heads(self, nodes: list[int] | None = None) -> dict[int, int | None]:
         out = {}
-        for i in range(len(self.net.nodes)):
+        for i in range(len(self.net.nodes)) if nodes is None else nodes:
             try:
                 out[i] = int(self.net.rpc(i, timeout=2)("eth_blockNumber"), 16) if i not in self.state else None
             except RpcError:
@@ -86,6 +93,14 @@ class Network:
         elif p.action == "heal":
             errors = self._links(self.partition, connect=True)
             self.partition = ()
+        elif p.action in ("skew", "byzantine", "honest"):
+            method, value = {"skew": ("harness_setClockOffset", p.seconds), "byzantine": ("harness_setByzantine", p.mode),
+                             "honest": ("harness_setByzantine", None)}[p.action]
+            for i in p.nodes:
+                try:
+                    self.net.rpc(i, timeout=3)(method, value)
+                except RpcError as error:
+                    errors.append(f"node{i}: {error}")
         record = {"at": round(at, 2), "action": p.describe(), "heads": self.heads(), "errors": errors}
         self.applied.append(record)
         self.history.write("perturb", action=p.action, nodes=list(p.nodes), groups=[list(g) for g in p.groups],
@@ -138,10 +153,11 @@ def _liveness(network: Network, manifest: Manifest, healed: threading.Event, res
     """From the last perturbation: every node at one common head above every head seen then."""
     healed.wait()
     start = time.monotonic()
-    baseline = max((h for h in network.heads().values() if h is not None), default=0)
+    honest = network.honest()
+    baseline = max((h for h in network.heads(honest).values() if h is not None), default=0)
     deadline = start + manifest.liveness
     while time.monotonic() < deadline:
-        heads = network.heads()
+        heads = network.heads(honest)
         if all(h is not None for h in heads.values()):
             lowest = min(heads.values())
             if lowest > baseline:
@@ -155,13 +171,13 @@ def _liveness(network: Network, manifest: Manifest, healed: threading.Event, res
                     result.update(ok=True, seconds=round(time.monotonic() - start, 2), height=lowest, heads=heads)
                     return
         time.sleep(0.3)
-    result.update(ok=False, seconds=None, heads=network.heads(), baseline=baseline)
+    result.update(ok=False, seconds=None, heads=network.heads(honest), baseline=baseline)
 
 
 def run(manifest: Manifest, directory: Path | None = None, say: Callable[[str], None] = print) -> dict:
     from eth_account import Account
 
-    from cli.localnet import pow_consensus
+    from cli.localnet import pow_consensus, scored_genesis
     from genesis.config import Genesis
     from genesis.devnet import TEST_MNEMONIC
 
@@ -169,9 +185,9 @@ def run(manifest: Manifest, directory: Path | None = None, say: Callable[[str], 
     with live_run(directory, "gridnode-testnet-") as (root, cleanup):
         say(f"setup: {manifest.nodes} {manifest.engine} nodes, {manifest.block_time} s blocks, in {root}")
         consensus = pow_consensus(list(manifest.hashrates), manifest.block_time) if manifest.engine == "pow" else None
-        args = ("--hashrates", ",".join(map(str, manifest.hashrates))) if manifest.engine == "pow" else ()
-        net = Localnet(root, manifest.engine, manifest.nodes, None, manifest.block_time, consensus=consensus,
-                       localnet_args=args)
+        args = ("--harness",) + (("--hashrates", ",".join(map(str, manifest.hashrates))) if manifest.engine == "pow" else ())
+        net = Localnet(root, manifest.engine, manifest.nodes, scored_genesis(manifest.engine), manifest.block_time,
+                       consensus=consensus, localnet_args=args)
         net.setup()
         cleanup.callback(net.stop)
         say("start: waiting for every node to peer and produce …")
@@ -182,7 +198,7 @@ def run(manifest: Manifest, directory: Path | None = None, say: Callable[[str], 
                    for k in range(1, manifest.senders + 1)]
         history = History(root / "history.jsonl")
         cleanup.callback(history.close)
-        network = Network(net, history, say)
+        network = Network(net, history, say, manifest.byzantine)
         cleanup.callback(_resume_paused, network)
         load = Load(senders, genesis.chain_id, network.clients, manifest.rate, manifest.seed, history)
         say(f"load: {manifest.rate:g} transfers/s from {manifest.senders} senders for {manifest.duration:g} s; "
@@ -206,14 +222,18 @@ def run(manifest: Manifest, directory: Path | None = None, say: Callable[[str], 
         say("check:")
         rows = _checks(network, manifest, genesis, senders, read(root / "history.jsonl"), live)
         say(checker.table(rows))
+        honest = network.net.rpc(network.honest()[0], timeout=30)
+        stall = checker.longest_stall(honest, int(honest("eth_blockNumber"), 16))
+        say(f"longest stall: {stall['seconds']} s between blocks (after block {stall['after_block']})")
         return {"manifest": manifest.name, "engine": manifest.engine, "nodes": manifest.nodes,
                 "seconds": round(time.monotonic() - started_run, 1), "directory": str(root),
-                "load": load.counts, "perturbations": network.applied, "liveness": live,
+                "load": load.counts, "perturbations": network.applied, "liveness": live, "longest_stall": stall,
                 "invariants": rows, "passed": all(r["ok"] for r in rows)}
 
 
 def _checks(network: Network, manifest: Manifest, genesis, senders, history: list[dict], live: dict) -> list[dict]:
-    rpcs = [network.net.rpc(i, timeout=30) for i in range(manifest.nodes)]
+    honest = network.honest()
+    rpcs = [network.net.rpc(i, timeout=30) for i in honest]
     rows = [checker.safety(rpcs, manifest.confirmations), checker.acknowledged(rpcs, history)]
     head = min(int(r("eth_blockNumber"), 16) for r in rpcs)
     rows.append(checker.nonces(rpcs[0], [s.address for s in senders], head))
@@ -225,7 +245,19 @@ def _checks(network: Network, manifest: Manifest, genesis, senders, history: lis
             f"(bound {manifest.liveness:g} s)" if live.get("ok") else
             f"not every node reached one common head within {manifest.liveness:g} s of the last perturbation: "
             f"heads {live.get('heads')}, above {live.get('baseline')}")})
+    rows.append(checker.evidence(network.net.nodes, network.net.validators, honest, _modes(manifest),
+                                 [network.net.rpc(i, timeout=10)("admin_misbehaviour") for i in honest]))
     return rows
+
+
+def _modes(manifest: Manifest) -> dict[int, set[str]]:
+    """Each byzantine node's modes over the run."""
+    modes: dict[int, set[str]] = {}
+    for p in manifest.perturbations:
+        if p.action == "byzantine":
+            for i in p.nodes:
+                modes.setdefault(i, set()).add(p.mode)
+    return modes
 
 
 def _progress(network: Network, load: Load, started: float, stop: threading.Event, say) -> None:

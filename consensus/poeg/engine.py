@@ -89,6 +89,9 @@ class ProofOfEnergyGeneration(ScoredEngine):
             return last
         return None
 
+    def is_system_transaction(self, tx) -> bool:
+        return tx.to == POEG_ADDRESS and tx.data[:1] == messages.SETTLE
+
     def settle(self, chain: ChainReader, header: Header, state: State, settling) -> None:
         due = ledger.NEXT_SLOT.read(state, POEG_ADDRESS) or header.timestamp // self.slot_seconds
         ledger.NEXT_SLOT.write(state, POEG_ADDRESS, due)

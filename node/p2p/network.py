@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import time
+from collections import deque
 
 import multiaddr
 import trio
@@ -35,6 +37,7 @@ from node.p2p.wire import STATUS_PROTOCOL, SYNC_PROTOCOL
 log = logging.getLogger("gridnode.p2p")
 
 STOP_GRACE = 2.0
+MAX_PENALTIES_KEPT = 256
 """Seconds `stop` gives connections to close cleanly."""
 
 
@@ -46,6 +49,8 @@ class Network:
         self.identity = identity
         self.bridge = bridge
         self.peers = PeerTable(config)
+        self.penalties: deque[dict] = deque(maxlen=MAX_PENALTIES_KEPT)
+        """The latest penalties given, newest last, for `admin_misbehaviour` (appended on the trio thread)."""
         self._port = AsyncPort(port, bridge)
         self._initial_peers = initial_peers
         self._stop = trio.Event()
@@ -141,9 +146,12 @@ class Network:
 
     def penalize(self, peer_id: str, points: float, reason: str) -> None:
         score = self.peers.penalize(peer_id, points)
+        banned = score >= self.config.penalty_ban_threshold
+        self.penalties.append({"peer": peer_id, "points": points, "reason": reason, "score": round(score, 1),
+                               "banned": banned, "time": int(time.time())})
         log.info("penalised peer %s by %g (%s); score %.1f of %g", peer_id, points, reason, score,
                  self.config.penalty_ban_threshold)
-        if score >= self.config.penalty_ban_threshold:
+        if banned:
             self.peers.ban(peer_id)
             self.disconnect(peer_id, f"banned for {self.config.ban_seconds:g}s after repeated misbehaviour; last: {reason}")
 

@@ -175,6 +175,11 @@ class P2PService:
         network = self._network
         return network.peers.snapshot() if network else []
 
+    def penalties(self) -> list[dict]:
+        """The latest penalties this node gave peers: {"peer", "points", "reason", "score", "banned", "time"}."""
+        network = self._network
+        return list(network.penalties) if network else []
+
     def peer_count(self) -> int:
         network = self._network
         return network.peers.count() if network else 0

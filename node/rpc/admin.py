@@ -5,9 +5,11 @@ from node.rpc.errors import SERVER_ERROR, RpcError, invalid_params
 
 
 class AdminApi:
-    def __init__(self, network) -> None:
+    def __init__(self, network, evidence) -> None:
         self.network = network
         """The P2PService, or None when the node runs without networking."""
+        self.evidence = evidence
+        """The node's EvidenceReporter: what it observed of producers."""
 
     def _require_network(self):
         if self.network is None:
@@ -31,3 +33,10 @@ class AdminApi:
         if not isinstance(peer, str) or not peer:
             raise invalid_params("a peer id or multiaddr expected")
         return self._require_network().remove_peer(peer.rsplit("/p2p/", 1)[-1])
+
+    def admin_misbehaviour(self) -> dict:
+        """What this node saw peers and producers do wrong: the latest penalties it gave (and
+        why), the equivocations it observed (both headers, RLP) and the turns producers missed."""
+        return {"penalties": self.network.penalties() if self.network else [],
+                "equivocations": list(self.evidence.equivocations),
+                "missedTurns": dict(sorted(self.evidence.missed_turns.items()))}

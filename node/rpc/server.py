@@ -51,7 +51,8 @@ RESPONSE_TOO_LARGE = -32003
 DEFAULT_APIS = ("eth", "net", "web3", "grid", "txpool")
 """Namespaces served unless `--http-api` says otherwise, like geth's `--http.api` default
 (eth,net,web3). admin_ steers peers, so it is served only when asked for."""
-KNOWN_APIS = DEFAULT_APIS + ("admin",)
+KNOWN_APIS = DEFAULT_APIS + ("admin", "harness")
+"""harness_ (clock skew, byzantine modes) exists only on a node the fault harness started."""
 DEFAULT_VHOSTS = ("localhost",)
 """Host names accepted in the `Host` header (geth's `--http.vhosts` default): a browser page
 whose name was rebound to 127.0.0.1 still sends its own name, and is refused."""
@@ -86,9 +87,10 @@ class RpcConfig:
         for name in ("batch_items", "batch_response_bytes", "response_bytes", "call_budget", "batch_budget"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name.replace('_', ' ')} must be positive")
-        if "admin" in self.apis and not self.allow_remote_admin and not is_loopback(listen_host):
-            raise ValueError(f"the admin API would be reachable on {listen_host}: listen on loopback, "
-                             "or pass --rpc-allow-remote-admin if that is really meant")
+        for steering in ("admin", "harness"):
+            if steering in self.apis and not self.allow_remote_admin and not is_loopback(listen_host):
+                raise ValueError(f"the {steering} API would be reachable on {listen_host}: listen on loopback, "
+                                 "or pass --rpc-allow-remote-admin if that is really meant")
 
 
 def is_loopback(host: str) -> bool:

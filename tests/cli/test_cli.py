@@ -102,6 +102,12 @@ def test_second_node_on_same_datadir_or_port_gets_a_clear_error(node_factory):
     assert same_port.returncode == 1 and "already in use" in same_port.stderr
 
 
+def test_the_harness_hooks_are_refused_on_a_chain_that_is_not_a_test_chain(tmp_path):
+    result = gridnode("start", "--datadir", str(tmp_path / "dev"), "--harness", "--no-p2p", "--rpc-port", "0", timeout=30)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "--harness is for test chains only" in result.stderr and "'gridnode-devnet'" in result.stderr
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_and_ctrl_c_stop_cleanly(node_factory, sig):
     node = node_factory()

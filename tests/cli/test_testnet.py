@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.testnet.checker import table
+from cli.testnet.checker import evidence, table
 from cli.testnet.manifest import ManifestError, load, parse, soak
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,9 +19,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_shipped_manifests_parse():
     for name in ("poa", "pow"):
         manifest = load(ROOT / "testnets" / f"{name}.toml")
-        assert manifest.engine == name and manifest.nodes == 4
+        assert manifest.engine == name and manifest.nodes >= 4
         actions = {p.action for p in manifest.perturbations}
-        assert {"kill", "restart", "partition", "heal", "pause", "resume", "stop"} <= actions
+        assert {"kill", "restart", "partition", "heal", "pause", "resume", "stop", "skew", "byzantine",
+                "honest"} <= actions
+        assert len({p.mode for p in manifest.perturbations if p.action == "byzantine"}) >= 2
+        assert any(p.groups[:2] and len(p.groups[0]) == len(p.groups[1]) == 2 for p in manifest.perturbations)
 
 
 @pytest.mark.parametrize("data, reason", [
@@ -42,6 +45,19 @@ def test_the_shipped_manifests_parse():
     ({"perturb": [{"at": 9, "action": "kill", "nodes": [1]}, {"at": 2, "action": "restart", "nodes": [1]}]},
      "in the order of their `at`"),
     ({"duration": 10, "perturb": [{"at": 11, "action": "heal"}]}, "perturb[0].at: a number in 0..10"),
+    ({"perturb": [{"at": 1, "action": "byzantine", "nodes": [3], "mode": "lie"}]}, "perturb[0].mode: under poa one of"),
+    ({"engine": "pow", "perturb": [{"at": 1, "action": "byzantine", "nodes": [3], "mode": "withhold"}]},
+     "under pow one of equivocate, bad-state-root, bad-seal, flood-invalid-tx"),
+    ({"perturb": [{"at": 1, "action": "byzantine", "nodes": [3], "mode": "equivocate"}]},
+     "still node3 byzantine"),
+    ({"perturb": [{"at": 1, "action": "skew", "nodes": [0], "seconds": 30}]}, "still node0 skewed"),
+    ({"perturb": [{"at": 1, "action": "skew", "nodes": [0], "seconds": 7200}]}, "seconds: a number in -3600..3600"),
+    ({"perturb": [{"at": 1, "action": "honest", "nodes": [2]}]}, "node2 is not byzantine"),
+    ({"perturb": [{"at": 1, "action": "kill", "nodes": [2], "mode": "equivocate"}]}, "mode for byzantine"),
+    ({"perturb": [{"at": 1, "action": "byzantine", "nodes": [2], "mode": "withhold"},
+                  {"at": 2, "action": "kill", "nodes": [2]}]}, "node2 is byzantine: end that first"),
+    ({"perturb": [{"at": 1, "action": "byzantine", "nodes": [2, 3], "mode": "withhold"},
+                  {"at": 2, "action": "honest", "nodes": [2, 3]}]}, "byzantine nodes must stay a minority"),
 ])
 def test_a_bad_manifest_is_refused_with_the_field_and_the_reason(data, reason):
     with pytest.raises(ManifestError) as error:
@@ -65,7 +81,13 @@ def test_a_soak_timeline_is_its_seeds_and_ends_whole():
     assert {p.action for p in first.perturbations} >= {"partition", "heal"}
     for p in first.perturbations:
         assert len(p.nodes) <= 1  # a minority of 4: one node at a time
-    with pytest.raises(ManifestError, match="30.."):
+    assert first.byzantine == (3,)  # the last node, and only it
+    modes = [p.mode for p in first.perturbations if p.action == "byzantine"]
+    assert set(modes[:-1]) <= {"equivocate", "withhold"} and modes[-1] == "bad-state-root"
+    assert [p.action for p in first.perturbations][-2:] == ["byzantine", "honest"]
+    assert any(p.action == "skew" and p.seconds for p in first.perturbations)
+    assert soak("pow", 2, 600, 7).byzantine == ()  # two nodes: no honest majority to judge by
+    with pytest.raises(ManifestError, match="60.."):
         soak("poa", 4, 10, 0)
 
 
@@ -73,6 +95,34 @@ def test_the_table_says_pass_or_fail_with_the_evidence():
     text = table([{"name": "safety", "ok": True, "evidence": "identical"},
                   {"name": "acknowledged", "ok": False, "evidence": "node1 lacks 2"}])
     assert text.splitlines() == ["  PASS  safety        identical", "  FAIL  acknowledged  node1 lacks 2"]
+
+
+NODES = [{"p2p": f"/ip4/127.0.0.1/tcp/{4000 + i}/p2p/peer{i}"} for i in range(4)]
+PRODUCERS = [f"0x{i:040x}" for i in range(4)]
+
+
+def report(penalties=(), equivocations=(), missed=None) -> dict:
+    return {"penalties": [{"peer": peer, "reason": reason} for peer, reason in penalties],
+            "equivocations": [{"producer": producer, "number": 5} for producer in equivocations],
+            "missedTurns": missed or {}}
+
+
+def test_the_evidence_row_wants_every_mode_caught_and_nothing_against_the_honest():
+    modes = {3: {"equivocate", "bad-state-root", "withhold"}}
+    caught = [report([("peer3", "invalid block 9: state root mismatch")], [PRODUCERS[3]]),
+              report(missed={PRODUCERS[3]: 2}), report()]
+    row = evidence(NODES, PRODUCERS, [0, 1, 2], modes, caught)
+    assert row["ok"], row
+    assert "node3 caught for bad-state-root, equivocate, withhold" in row["evidence"]
+    against_honest = [caught[0], report([("peer2", "invalid block 4: state root mismatch")]), report()]
+    row = evidence(NODES, PRODUCERS, [0, 1, 2], modes, against_honest)
+    assert not row["ok"] and "node1 penalised node2: invalid block 4" in row["evidence"]
+    assert "node3 withhold not caught" in row["evidence"]
+    row = evidence(NODES, PRODUCERS, [0, 1, 2], {3: {"bad-seal"}},
+                   [report([("peer3", "invalid block 9: state root mismatch")]), report(), report()])
+    assert not row["ok"] and "node3 bad-seal not caught" in row["evidence"]  # caught, but not for that
+    row = evidence(NODES, PRODUCERS, [0, 1, 2, 3], {}, [report(), report(), report([], [PRODUCERS[0]]), report()])
+    assert not row["ok"] and "node2 saw node0 equivocate" in row["evidence"]
 
 
 @pytest.mark.slow
@@ -83,11 +133,12 @@ def test_the_shipped_manifest_runs_with_every_invariant_holding(engine, tmp_path
     assert result.stdout, result.stderr[-3000:]
     report = json.loads(result.stdout)
     rows = {row["name"]: row for row in report["invariants"]}
-    assert set(rows) == {"safety", "acknowledged", "nonces", "conservation", "liveness"}
+    assert set(rows) == {"safety", "acknowledged", "nonces", "conservation", "liveness", "evidence"}
     assert all(row["ok"] for row in rows.values()), checker_text(report)
     assert result.returncode == 0
     assert report["load"]["acknowledged"] > 50 and rows["acknowledged"]["lost"] == 0
     assert [p["action"] for p in report["perturbations"]][:2] == ["kill node3", "restart node3"]
+    assert "caught for" in rows["evidence"]["evidence"] and rows["evidence"]["held_against_honest"] == 0
     history = [json.loads(line) for line in (tmp_path / "net" / "history.jsonl").read_text().splitlines()]
     assert {op["op"] for op in history} >= {"submit", "ack", "receipt", "perturb"}
 

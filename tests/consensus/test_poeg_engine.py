@@ -27,6 +27,7 @@ from genesis.devnet import dev_accounts, poeg_genesis_document
 from market.contracts.addresses import METERS
 from vm.native.contract import encode_call
 from vm.transactions import decode_transaction, sign_legacy
+from vm.transition import TransactionRejected
 
 SLOT = 10
 ACCOUNTS = dev_accounts(40)
@@ -290,3 +291,20 @@ def test_malformed_or_misdirected_messages_to_the_engine_change_nothing(tmp_path
     state = net.follower.state()
     assert [engine.stake(state, v.address) for v in VALIDATORS] == stakes
     assert engine.penalties(state) == [] and ledger.read_record(state) is None
+
+
+def test_a_settlement_orphaned_by_a_reorg_never_reenters_a_pool(tmp_path):
+    """Found by `gridnode testnet` (a killed PoEG validator restarted onto another chain): the
+    settlement of its abandoned block came back into its pool as an orphan, and its next block
+    carried it in a slot that had not ended, which the node's own producer then refused, and the
+    node stopped. No pool holds a settlement: the producer makes its own when one is due."""
+    net = Net(tmp_path)
+    settling = net.run_to_settlement()
+    (settlement_tx,) = settling.transactions
+    (tmp_path / "elsewhere").mkdir()
+    elsewhere = Net(tmp_path / "elsewhere").chain  # a node on another branch, where it was never mined
+    intake = TransactionIntake(elsewhere, Mempool(elsewhere.chain_id, elsewhere.genesis.gas_limit))
+    with pytest.raises(TransactionRejected, match="settlement is its producer's own"):
+        intake.submit(settlement_tx.raw)  # over RPC, gossip or the journal
+    intake._after_head_change(elsewhere.head, [settlement_tx])  # as a reorg hands back what it abandoned
+    assert len(intake.mempool) == 0

@@ -76,7 +76,7 @@ def _resealed(block: Block, signer: Signer = SIGNER, **changes) -> Block:
     (lambda b: _resealed(b, state_root=b"\x11" * 32), "state root mismatch"),
     (lambda b: _resealed(b, difficulty=1), "wrong difficulty"),
     (lambda b: _resealed(b, base_fee=b.header.base_fee + 1), "wrong base fee"),
-    (lambda b: _resealed(b, timestamp=int(time.time()) + 3600), "future"),
+    (lambda b: _resealed(b, timestamp=int(time.time()) + 3600), "ahead of this node.s clock"),
     (lambda b: _resealed(b, gas_used=b.header.gas_used + 1), "gas used mismatch"),
     (lambda b: Block(b.header, (transfer(5),)), "transactions root mismatch"),
     (lambda b: _resealed(Block(b.header, (transfer(5),)), transactions_root=list_root([transfer(5).raw])),
