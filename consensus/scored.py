@@ -294,6 +294,11 @@ class ScoredEngine(Engine):
         EQUIVOCATED.write(state, self.address, sealer_a, a.number, True)
         return sealer_a, f"equivocation at height {a.number}"
 
+    def missed_producer(self, chain: ChainReader, header: Header) -> Address | None:
+        """The slot's drawn producer when a fallback sealed it (finalize slashes it as silent)."""
+        skipped = self.skipped(header)
+        return skipped[0] if skipped and header.number > 1 else None
+
     def equivocation_evidence(self, first: Header, second: Header) -> tuple[Address, bytes] | None:
         if first.number != second.number or first.hash == second.hash or first.producer != second.producer:
             return None

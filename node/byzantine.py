@@ -9,10 +9,12 @@ detect, with the reason logged and recorded in their `admin_misbehaviour`:
 * bad-state-root: the announced block carries a wrong state root under a valid seal → refused
   for "state root mismatch", the sender penalised;
 * bad-seal: the announced block carries no real seal (65 zero bytes: no signature, no work, so
-  it costs the cheat nothing and comes every block time) → refused at the seal check;
-* wrong-turn: the node also seals when the engine says it may not (PoA: signed too recently;
-  PoEG/PoSOC: not the slot's producer) → refused;
-* withhold: the node seals nothing, a silent producer → others take its turns (missed turns);
+  it costs the cheat nothing and comes every block time, whether or not it is the node's turn)
+  → refused at the seal check;
+* wrong-turn: the node also seals, one block time after the parent, when the engine says it may
+  not (PoA: signed too recently; PoEG/PoSOC: another validator is the slot's producer) → refused;
+* withhold: the node seals nothing when its turn comes, a silent producer → others take its
+  turns (missed turns; PoEG and PoSOC slash it);
 * flood-invalid-tx: gossip FLOOD_BATCH transactions for another chain every second → the
   sender penalised per transaction, and banned;
 * lying-sync: every sync answer starts with a block whose seal is damaged → the syncing node
@@ -40,6 +42,9 @@ log = logging.getLogger("gridnode.byzantine")
 MODES = ("equivocate", "bad-state-root", "bad-seal", "wrong-turn", "withhold", "flood-invalid-tx", "lying-sync")
 CORRUPTING = ("bad-state-root", "bad-seal")
 """Modes in which the node announces a damaged copy of its block instead of the block."""
+EAGER = ("bad-seal", "wrong-turn")
+"""Modes that do not wait for the node's turn: a scored engine draws one producer a slot, and a
+mode that acted only on the node's own turns might not act at all in a short run."""
 FLOOD_BATCH = 16
 FLOOD_SECONDS = 1.0
 

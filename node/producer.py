@@ -9,7 +9,7 @@ from typing import Callable
 
 from consensus.engine import SealOptions, Signer
 from node.bid_order import BidOrder
-from node.byzantine import CORRUPTING, Misbehaviour, corrupt
+from node.byzantine import CORRUPTING, EAGER, Misbehaviour, corrupt
 from node.chain import Chain, ExecutedBlock
 from node.mempool import Mempool
 from vm.blocks import Block, InvalidBlock
@@ -105,6 +105,8 @@ class BlockProducer:
         self.chain = chain
         self.misbehaviour = misbehaviour
         """Set only on a node the fault harness started (node/byzantine.py)."""
+        self._withheld = None
+        """The parent whose child a withholding producer last let pass."""
         self.bid_ordering = bid_ordering
         self.mempool = mempool
         self.signer = signer
@@ -132,16 +134,23 @@ class BlockProducer:
             parent = self.chain.head
             mode = self.misbehaviour.mode if self.misbehaviour else None
             when = self.chain.engine.production_time(self.chain, parent, self.signer.address)
-            wrong_turn = when is None and mode == "wrong-turn"
-            if wrong_turn:
-                when = parent.timestamp + self.chain.genesis.block_time
-            if when is None or mode == "withhold":
+            earliest = parent.timestamp + self.chain.genesis.block_time
+            eager = mode in EAGER and (when is None or when > earliest)
+            if eager:
+                when = earliest  # byzantine: a turn that is not ours, taken as early as any could be
+            if when is None:
                 # Not this signer's turn at any time on this parent (it signed too recently):
                 # wait for the head to move, re-checking every block time.
                 await self._wait_for_head_change(self.chain.genesis.block_time)
                 continue
             await self._wait_for_head_change(when - self.chain.clock())
             if self.chain.head.hash != parent.hash:
+                continue
+            if mode == "withhold":
+                if parent.hash != self._withheld:
+                    self._withheld = parent.hash  # a turn let pass, counted once however long it lasts
+                    self.misbehaviour.sent()
+                await self._wait_for_head_change(self.chain.genesis.block_time)
                 continue
             executed = build_block(self.chain, self.mempool, self.signer, max(when, int(self.chain.clock())),
                                    self.bid_ordering)
@@ -151,7 +160,7 @@ class BlockProducer:
             header = await self._seal(loop, executed.block.header)
             if header is None:
                 continue  # the head moved while sealing: this block is stale
-            if wrong_turn:
+            if eager and not self._lawful(header, parent):
                 await self._announce_bad(loop, executed.sealed(header).block, None)
                 continue
             twin = self._unsealed_twin(parent, header.timestamp + 1) if mode == "equivocate" else None
@@ -174,6 +183,15 @@ class BlockProducer:
             stop.set()
             raise
         return None if sealed is None or stop.is_set() else sealed
+
+    def _lawful(self, header, parent) -> bool:
+        """Byzantine wrong-turn: whether the early block is one the engine allows after all (a PoA
+        signer out of turn may seal at once); then it is produced like any other."""
+        try:
+            self.chain.engine.verify_header(self.chain, header, parent)
+        except InvalidBlock:
+            return False
+        return True
 
     async def _announce_bad(self, loop, block: Block, mode: str | None) -> None:
         """Byzantine: announce a block honest nodes must refuse (damaged by `mode`, or sealed out

@@ -9,11 +9,13 @@ from cli.errors import CommandError
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
+    from cli.testnet.manifest import ENGINES
+
     parser = commands.add_parser(
         "testnet", help="run a local network under load and faults, and check its invariants",
         description="Start a localnet from a TOML manifest, send transfers while a timeline of perturbations "
-                    "runs (kill, stop, restart, pause, resume, partition, heal), then check safety, that no "
-                    "acknowledged transaction was lost, nonces, conservation of supply and liveness. Exits 1 if "
+                    "runs (kill, stop, restart, pause, resume, partition, heal, clock skew, byzantine modes), then check safety, that no "
+                    "acknowledged transaction was lost, nonces, conservation of supply, liveness and the evidence against byzantine nodes. Exits 1 if "
                     "an invariant fails.")
     sub = parser.add_subparsers(dest="testnet_command", metavar="ACTION", required=True)
     run = sub.add_parser("run", help="run one manifest (examples in testnets/)",
@@ -24,7 +26,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     soak = sub.add_parser("soak", help="a randomised timeline of faults for a given time, reproduced by its seed",
                           description="Run a generated manifest: one fault at a time (a minority killed, stopped "
                                       "or paused, or a partition), each undone after 4–12 s, for --seconds.")
-    soak.add_argument("--engine", default="poa", choices=["poa", "pow"], help="consensus engine (default poa)")
+    soak.add_argument("--engine", default="poa", choices=ENGINES, help="consensus engine (default poa)")
     soak.add_argument("--nodes", type=int, default=4, help="nodes (default 4)")
     soak.add_argument("--seconds", type=float, default=1800, help="how long to run (default 1800: 30 min)")
     soak.add_argument("--seed", type=int, default=0, help="the schedule's and the load's seed (default 0)")

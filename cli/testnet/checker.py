@@ -127,9 +127,19 @@ DETECTED_BY = {
 observed equivocation, withhold as missed turns)."""
 
 
+SILENT = "silent producer"
+"""The one slash an honest node may take: a scored engine slashes whoever misses the slot it was
+drawn for (3.24), and a node the harness killed, paused or cut off did miss it."""
+
+
 def evidence(nodes: list[dict], producers: list[str], honest: list[int], modes: dict[int, set[str]],
-             reports: list[dict]) -> dict:
-    """`reports[k]` is honest node `honest[k]`'s admin_misbehaviour; `modes` each byzantine node's modes."""
+             reports: list[dict], sent: dict[int, dict[str, int]], slashes: list[dict] = ()) -> dict:
+    """`reports[k]` is honest node `honest[k]`'s admin_misbehaviour; `modes` each byzantine node's
+    modes and `sent` what each sent in them (its harness_status); `slashes` the engine's on-chain
+    penalties (PoEG, PoSOC). Fails if an honest node was penalised, or slashed for anything but
+    silence; if a byzantine node's mode acted and was not caught; or if a byzantine node never
+    acted at all (nothing was tested). A mode that never acted (a producer never drawn for a slot,
+    or already slashed out of the draws) is named, not failed, when another of the node's did."""
     peer_of = {node["p2p"].rsplit("/p2p/", 1)[-1]: i for i, node in enumerate(nodes)}
     node_of = {address.lower(): i for i, address in enumerate(producers)}
     wrongly, caught = [], defaultdict(set)
@@ -152,15 +162,38 @@ def evidence(nodes: list[dict], producers: list[str], honest: list[int], modes: 
         for address, count in report["missedTurns"].items():
             if node_of.get(address.lower()) in modes and count:
                 caught[node_of[address.lower()]].add("withhold")
-    uncaught = [f"node{i} {mode}" for i, wanted in sorted(modes.items()) for mode in sorted(wanted - caught[i])]
+    slashed, silent_honest = defaultdict(set), 0
+    for slash in slashes:
+        target = node_of.get(slash["validator"].lower())
+        if target in modes:  # the chain's memory outlives an observer's restart
+            slashed[target].add(slash["reason"].split(" at height")[0])
+            if slash["reason"] == SILENT or slash["reason"].startswith("equivocation"):
+                caught[target].add("withhold" if slash["reason"] == SILENT else "equivocate")
+        elif slash["reason"] == SILENT:
+            silent_honest += 1
+        else:
+            wrongly.append(f"node{target} slashed at block {slash['number']}: {slash['reason']}")
+    uncaught, idle = [], []
+    for i, wanted in sorted(modes.items()):
+        acted = {mode for mode in wanted if sent.get(i, {}).get(mode)}
+        uncaught += [f"node{i} {mode} not caught" for mode in sorted(acted - caught[i])]
+        idle += [f"node{i} {mode}" for mode in sorted(wanted - acted)]
+        if not acted:
+            uncaught.append(f"node{i} never acted in {', '.join(sorted(wanted))} (it sent nothing): nothing was tested")
     ok = not wrongly and not uncaught
     if ok:
-        said = "; ".join(f"node{i} caught for {', '.join(sorted(caught[i] & modes[i]))}" for i in sorted(modes)) or \
-            "no byzantine nodes in this run"
+        said = "; ".join(f"node{i} caught for {', '.join(sorted(caught[i] & modes[i])) or 'nothing it did'}"
+                         + (f", slashed for {', '.join(sorted(slashed[i]))}" if slashed[i] else "")
+                         for i in sorted(modes)) or "no byzantine nodes in this run"
         evidence_text = f"{said}; nothing held against the honest nodes {honest}"
     else:
-        evidence_text = "; ".join([*(f"{w}" for w in wrongly[:4]), *(f"{u} not caught" for u in uncaught)])
-    return {"name": "evidence", "ok": ok, "evidence": evidence_text, "held_against_honest": len(wrongly)}
+        evidence_text = "; ".join([*wrongly[:4], *uncaught])
+    if idle:
+        evidence_text += f"; never acted (no turn came): {', '.join(idle)}"
+    if silent_honest:
+        evidence_text += f"; honest nodes slashed {silent_honest}× for a missed slot (silence, the engine's rule)"
+    return {"name": "evidence", "ok": ok, "evidence": evidence_text, "held_against_honest": len(wrongly),
+            "never_acted": idle, "honest_silent_slashes": silent_honest}
 
 
 def longest_stall(rpc: Rpc, head: int) -> dict:

@@ -266,10 +266,13 @@ honest again), drawn uniformly."""
 SOAK_GAP_SECONDS = (3.0, 10.0)
 """Quiet time between one fault's end and the next fault, drawn uniformly."""
 SOAK_SKEW_SECONDS = (-40.0, 40.0)
-SOAK_MODES = {"poa": ("equivocate", "withhold"), "pow": ("equivocate",)}
+SOAK_MODES = {"poa": ("equivocate", "withhold"), "pow": ("equivocate",),
+              "poeg": ("equivocate", "withhold"), "posoc": ("equivocate", "withhold")}
 """Byzantine modes a soak repeats: ones the honest nodes catch without banning the node, so it
-can misbehave again later."""
-SOAK_FINAL_MODE = {"poa": "bad-state-root", "pow": "bad-seal"}
+can misbehave again later (under PoEG and PoSOC they act only in slots the node is drawn for,
+and the first one caught slashes its whole stake, so it is drawn no more: the checker names the
+windows that never acted)."""
+SOAK_FINAL_MODE = {"poa": "bad-state-root", "pow": "bad-seal", "poeg": "wrong-turn", "posoc": "wrong-turn"}
 """The soak's last fault: a mode that gets the byzantine node banned (for 10 minutes), so no
 other mode could be seen after it."""
 SOAK_FINAL_SECONDS = 12.0

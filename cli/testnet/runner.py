@@ -231,6 +231,10 @@ def run(manifest: Manifest, directory: Path | None = None, say: Callable[[str], 
                 "invariants": rows, "passed": all(r["ok"] for r in rows)}
 
 
+SLASHING = ("poeg", "posoc")
+"""Engines that slash on chain; their grid_<engine> view lists the latest penalties."""
+
+
 def _checks(network: Network, manifest: Manifest, genesis, senders, history: list[dict], live: dict) -> list[dict]:
     honest = network.honest()
     rpcs = [network.net.rpc(i, timeout=30) for i in honest]
@@ -245,8 +249,11 @@ def _checks(network: Network, manifest: Manifest, genesis, senders, history: lis
             f"(bound {manifest.liveness:g} s)" if live.get("ok") else
             f"not every node reached one common head within {manifest.liveness:g} s of the last perturbation: "
             f"heads {live.get('heads')}, above {live.get('baseline')}")})
-    rows.append(checker.evidence(network.net.nodes, network.net.validators, honest, _modes(manifest),
-                                 [network.net.rpc(i, timeout=10)("admin_misbehaviour") for i in honest]))
+    modes = _modes(manifest)
+    rows.append(checker.evidence(network.net.nodes, network.net.validators, honest, modes,
+                                 [network.net.rpc(i, timeout=10)("admin_misbehaviour") for i in honest],
+                                 {i: network.net.rpc(i, timeout=10)("harness_status")["sent"] for i in modes},
+                                 rpcs[0](f"grid_{manifest.engine}")["penalties"] if manifest.engine in SLASHING else []))
     return rows
 
 

@@ -17,14 +17,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_shipped_manifests_parse():
-    for name in ("poa", "pow"):
+    for name in ("poa", "pow", "poeg", "posoc"):
         manifest = load(ROOT / "testnets" / f"{name}.toml")
         assert manifest.engine == name and manifest.nodes >= 4
         actions = {p.action for p in manifest.perturbations}
-        assert {"kill", "restart", "partition", "heal", "pause", "resume", "stop", "skew", "byzantine",
-                "honest"} <= actions
+        assert {"kill", "restart", "partition", "heal", "pause", "resume", "skew", "byzantine", "honest"} <= actions
         assert len({p.mode for p in manifest.perturbations if p.action == "byzantine"}) >= 2
-        assert any(p.groups[:2] and len(p.groups[0]) == len(p.groups[1]) == 2 for p in manifest.perturbations)
+        if name in ("poa", "pow"):  # the 2|2 partition with load on both sides, and a graceful stop
+            assert "stop" in actions
+            assert any(p.groups[:2] and len(p.groups[0]) == len(p.groups[1]) == 2 for p in manifest.perturbations)
 
 
 @pytest.mark.parametrize("data, reason", [
@@ -111,22 +112,36 @@ def test_the_evidence_row_wants_every_mode_caught_and_nothing_against_the_honest
     modes = {3: {"equivocate", "bad-state-root", "withhold"}}
     caught = [report([("peer3", "invalid block 9: state root mismatch")], [PRODUCERS[3]]),
               report(missed={PRODUCERS[3]: 2}), report()]
-    row = evidence(NODES, PRODUCERS, [0, 1, 2], modes, caught)
+    sent = {3: {"equivocate": 4, "bad-state-root": 3, "withhold": 5}}
+    row = evidence(NODES, PRODUCERS, [0, 1, 2], modes, caught, sent)
     assert row["ok"], row
     assert "node3 caught for bad-state-root, equivocate, withhold" in row["evidence"]
     against_honest = [caught[0], report([("peer2", "invalid block 4: state root mismatch")]), report()]
-    row = evidence(NODES, PRODUCERS, [0, 1, 2], modes, against_honest)
+    row = evidence(NODES, PRODUCERS, [0, 1, 2], modes, against_honest, sent)
     assert not row["ok"] and "node1 penalised node2: invalid block 4" in row["evidence"]
     assert "node3 withhold not caught" in row["evidence"]
     row = evidence(NODES, PRODUCERS, [0, 1, 2], {3: {"bad-seal"}},
-                   [report([("peer3", "invalid block 9: state root mismatch")]), report(), report()])
+                   [report([("peer3", "invalid block 9: state root mismatch")]), report(), report()], {3: {"bad-seal": 2}})
     assert not row["ok"] and "node3 bad-seal not caught" in row["evidence"]  # caught, but not for that
-    row = evidence(NODES, PRODUCERS, [0, 1, 2, 3], {}, [report(), report(), report([], [PRODUCERS[0]]), report()])
+    row = evidence(NODES, PRODUCERS, [0, 1, 2], {3: {"equivocate"}}, [report(), report(), report()], {3: {}})
+    assert not row["ok"] and "node3 never acted in equivocate" in row["evidence"]  # no turn came: nothing was tested
+    row = evidence(NODES, PRODUCERS, [0, 1, 2], {3: {"equivocate", "bad-seal"}},
+                   [report([("peer3", "invalid block 9: poeg: invalid seal signature")]), report(), report()],
+                   {3: {"bad-seal": 3}})
+    assert row["ok"] and row["never_acted"] == ["node3 equivocate"], row  # one mode acted and was caught
+    slashes = [{"validator": PRODUCERS[1], "number": 7, "reason": "silent producer"},
+               {"validator": PRODUCERS[3], "number": 9, "reason": "equivocation at height 8"}]
+    row = evidence(NODES, PRODUCERS, [0, 1, 2], modes, caught, sent, slashes)
+    assert row["ok"] and row["honest_silent_slashes"] == 1 and "slashed for equivocation" in row["evidence"], row
+    row = evidence(NODES, PRODUCERS, [0, 1, 2], modes, caught, sent,
+                   [{"validator": PRODUCERS[2], "number": 9, "reason": "equivocation at height 8"}])
+    assert not row["ok"] and "node2 slashed at block 9: equivocation" in row["evidence"]
+    row = evidence(NODES, PRODUCERS, [0, 1, 2, 3], {}, [report(), report(), report([], [PRODUCERS[0]]), report()], {})
     assert not row["ok"] and "node2 saw node0 equivocate" in row["evidence"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["poa", "pow"])
+@pytest.mark.parametrize("engine", ["poa", "pow", "poeg", "posoc"])
 def test_the_shipped_manifest_runs_with_every_invariant_holding(engine, tmp_path):
     result = subprocess.run([sys.executable, "-m", "cli.main", "testnet", "run", str(ROOT / "testnets" / f"{engine}.toml"),
                              "--dir", str(tmp_path / "net"), "--json"], capture_output=True, text=True, timeout=300)
@@ -137,7 +152,8 @@ def test_the_shipped_manifest_runs_with_every_invariant_holding(engine, tmp_path
     assert all(row["ok"] for row in rows.values()), checker_text(report)
     assert result.returncode == 0
     assert report["load"]["acknowledged"] > 50 and rows["acknowledged"]["lost"] == 0
-    assert [p["action"] for p in report["perturbations"]][:2] == ["kill node3", "restart node3"]
+    kill, restart = [p["action"] for p in report["perturbations"]][:2]
+    assert kill.startswith("kill ") and restart == "restart " + kill.split()[1]
     assert "caught for" in rows["evidence"]["evidence"] and rows["evidence"]["held_against_honest"] == 0
     history = [json.loads(line) for line in (tmp_path / "net" / "history.jsonl").read_text().splitlines()]
     assert {op["op"] for op in history} >= {"submit", "ack", "receipt", "perturb"}

@@ -103,6 +103,24 @@ def test_a_block_out_of_turn_is_refused(pair):
         honest.import_block(again)
 
 
+def test_a_withholding_producer_seals_nothing_and_counts_each_turn_it_lets_pass_once(pair):
+    byzantine, _ = pair
+    misbehaviour, blocks = Misbehaviour(), []
+    misbehaviour.set("withhold")
+    producer = BlockProducer(byzantine, Mempool(byzantine.chain_id, byzantine.genesis.gas_limit), A,
+                             announce=blocks.append, misbehaviour=misbehaviour)
+
+    async def three_block_times() -> None:
+        task = asyncio.create_task(producer.run())
+        await asyncio.sleep(3 * byzantine.genesis.block_time)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(three_block_times())
+    assert blocks == [] and byzantine.head.number == 0
+    assert misbehaviour.counts == {"withhold": 1}  # one parent, one turn, however long it waited
+
+
 def test_the_harness_api_checks_what_it_is_given():
     from node.clock import Clock
 
