@@ -118,9 +118,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run_init(args: argparse.Namespace) -> int:
-    datadir = DataDir(Path(args.datadir))
+    _init_from_genesis(DataDir(Path(args.datadir)), Path(args.genesis))
+    return 0
+
+
+def _init_from_genesis(datadir: DataDir, genesis_path: Path) -> None:
     try:
-        genesis = Genesis.load(args.genesis)
+        genesis = Genesis.load(genesis_path)
     except GenesisError as exc:
         raise CommandError(str(exc)) from None
     datadir.create()
@@ -129,7 +133,6 @@ def run_init(args: argparse.Namespace) -> int:
     print(f"initialised {datadir.root} with genesis 0x{chain.genesis_block_hash().hex()} "
           f"(chain id {genesis.chain_id}, engine {genesis.engine})")
     store.close()
-    return 0
 
 
 def _open(datadir: DataDir, genesis: Genesis | None):
@@ -227,7 +230,10 @@ def run_start(args: argparse.Namespace) -> int:
 
     rpc = _rpc_config(args)  # a bad flag fails before anything is written to the data dir
     datadir = DataDir(Path(args.datadir))
-    if not datadir.is_initialised():
+    if not datadir.is_initialised() and datadir.genesis_file.exists():
+        # chaindata removed to resync (as geth's `removedb`): the data dir keeps its own chain
+        _init_from_genesis(datadir, datadir.genesis_file)
+    elif not datadir.is_initialised():
         _init_devnet(datadir, args.engine)
     signer = _signer(args, datadir)
     store, chain = _open(datadir, None)

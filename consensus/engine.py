@@ -158,7 +158,7 @@ class Engine(ABC):
         return False
 
     def equivocation_evidence(self, first: Header, second: Header) -> tuple[Address, bytes] | None:
-        """(to, data) of a transaction that proves `first` and `second` (one height, one producer)
+        """(to, data) of a transaction that proves `first` and `second` (one parent, one producer)
         an equivocation this engine punishes; None if it does not (PoA, PoW)."""
         return None
 

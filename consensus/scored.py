@@ -19,9 +19,11 @@ could predict the draw could grind its own hash.
 Penalties (thesis 3.24). A block sealed by the k-th in the order slashes the k before it
 (`slashPpm` of their stake, recorded with the reason) and moves them to the end of the order;
 `on_silent` lets the engine withhold their reward. Block 1 slashes nobody: before the chain
-has started there is no turn to miss, and nodes boot at their own pace. Two headers at one
-height sealed by one validator, posted to the engine's address as EVIDENCE ‖ RLP[header, header]
-by anyone, slash once. Stakes are elecoins the genesis bonds at the engine's address; a slash marks them forfeit
+has started there is no turn to miss, and nodes boot at their own pace. Two children of one
+parent sealed by one validator (two blocks for one slot: the order and the times live in the
+parent), posted to the engine's address as EVIDENCE ‖ RLP[header, header] by anyone, slash once.
+Two blocks at one height on different parents are not evidence: an honest producer seals again
+at a height after a reorg moves it to another branch. Stakes are elecoins the genesis bonds at the engine's address; a slash marks them forfeit
 but leaves them there, so the total supply never changes.
 """
 from __future__ import annotations
@@ -285,8 +287,8 @@ class ScoredEngine(Engine):
             sealer_a, sealer_b = recover_sealer(a, self.name), recover_sealer(b, self.name)
         except (InvalidBlock, ValueError, TypeError) as error:
             raise ClaimError(f"evidence header: {error}") from None
-        if a.number != b.number or a.hash == b.hash:
-            raise ClaimError("evidence must be two different headers at one height")
+        if a.parent_hash != b.parent_hash or a.hash == b.hash:
+            raise ClaimError("evidence must be two different children of one parent")
         if sealer_a != sealer_b or sealer_a not in self.set.validators:
             raise ClaimError("evidence headers are not sealed by one validator")
         if EQUIVOCATED.read(state, self.address, sealer_a, a.number):
@@ -300,7 +302,7 @@ class ScoredEngine(Engine):
         return skipped[0] if skipped and header.number > 1 else None
 
     def equivocation_evidence(self, first: Header, second: Header) -> tuple[Address, bytes] | None:
-        if first.number != second.number or first.hash == second.hash or first.producer != second.producer:
+        if first.parent_hash != second.parent_hash or first.hash == second.hash or first.producer != second.producer:
             return None
         return (self.address, evidence(first, second)) if first.producer in self.set.validators else None
 

@@ -1,5 +1,6 @@
-"""What a node observes of producers in peers' blocks: equivocation (two blocks at one height
-sealed by one producer) and missed turns. Every node records both (`admin_misbehaviour`); a node
+"""What a node observes of producers in peers' blocks: equivocation (two children of one parent
+sealed by one producer: two blocks for one slot; a producer sealing again at a height after a
+reorg, on another parent, is honest) and missed turns. Every node records both (`admin_misbehaviour`); a node
 with a signing key also sends the engine's evidence transaction, as an honest validator would
 (engines that slash for it say how: `Engine.equivocation_evidence`). Each pair is recorded and
 reported once per process; the engine punishes once per height whoever sends it."""
@@ -33,14 +34,15 @@ class EvidenceReporter:
         """Producer → turns it let pass that a peer's block filled (the engine says whose they were)."""
 
     def twins(self, header: Header) -> list[Header]:
-        """Other stored blocks at `header`'s height sealed by its producer: canonical or side."""
+        """Other stored children of `header`'s parent sealed by its producer: canonical or side."""
         hashes = {block_hash for _, block_hash, _ in self.chain.store.side_blocks(header.number, header.number)}
         canonical = self.chain.store.canonical_hash(header.number)
         if canonical is not None:
             hashes.add(canonical)
         hashes.discard(header.hash)
         found = (self.chain.header_by_hash(h) for h in sorted(hashes))
-        return [other for other in found if other is not None and other.producer == header.producer]
+        return [other for other in found if other is not None and other.producer == header.producer
+                and other.parent_hash == header.parent_hash]
 
     def check(self, header: Header) -> None:
         """After `header` was stored: note a missed turn, and record (and report) any twin, once."""

@@ -19,6 +19,15 @@ def pytest_collection_modifyitems(items):
         item.add_marker(pytest.mark.xdist_group(group))
 
 
+def pytest_xdist_node_collection_finished(node, ids):
+    """A worker whose items lost their group would split a module's shared node across workers,
+    and its tests would fail on each other's missing state: refuse to run instead."""
+    ungrouped = [nodeid for nodeid in ids if "@" not in nodeid]
+    if node.config.getvalue("dist") == "loadgroup" and ungrouped:
+        raise pytest.UsageError(f"pytest-xdist did not apply the xdist_group marks (first: {ungrouped[0]}); "
+                                "check the pytest and pytest-xdist pins in pyproject.toml")
+
+
 @pytest.fixture
 def node_factory(tmp_path):
     started: list[NodeProcess] = []

@@ -14,8 +14,9 @@ invariants to check afterwards, in the manner of CometBFT's e2e manifests.
 
     [[perturb]]
     at = 8                    # seconds after the load starts
-    action = "kill"           # kill | stop | restart | pause | resume | partition | heal
+    action = "kill"           # kill | stop | wipe | restart | pause | resume | partition | heal
     nodes = [3]               #   | skew | byzantine | honest; partition: groups = [[0, 1], [2, 3]]
+                              # wipe: delete a killed or stopped node's chain (restart resyncs it)
                               # skew: seconds = 30 (the node's clock offset; 0 puts it right)
                               # byzantine: mode = "equivocate" (node/byzantine.py's modes); honest ends it
 
@@ -33,7 +34,7 @@ from pathlib import Path
 from node.byzantine import MODES
 
 ENGINES = ("poa", "pow", "poeg", "posoc")
-ACTIONS = ("kill", "stop", "restart", "pause", "resume", "partition", "heal", "skew", "byzantine", "honest")
+ACTIONS = ("kill", "stop", "wipe", "restart", "pause", "resume", "partition", "heal", "skew", "byzantine", "honest")
 DOWN_ACTIONS = {"kill": "killed", "stop": "stopped", "pause": "paused"}
 ENGINE_MODES = {"poa": MODES, "pow": tuple(m for m in MODES if m not in ("wrong-turn", "withhold")),
                 "poeg": MODES, "posoc": MODES}
@@ -68,6 +69,8 @@ class Perturbation:
             return "partition " + " | ".join(",".join(f"node{i}" for i in g) for g in self.groups)
         if self.action == "heal":
             return "heal the partition"
+        if self.action == "wipe":
+            return f"wipe {who}'s chain"
         return f"{self.action} {who}"
 
 
@@ -178,7 +181,7 @@ def _perturbation(entry, k: int, nodes: int, duration: float, engine: str) -> Pe
 
 
 def _check_timeline(perturbations: tuple[Perturbation, ...], nodes: int) -> None:
-    """Each action must make sense at its point: restart what was killed or stopped, resume what
+    """Each action must make sense at its point: wipe and restart what was killed or stopped, resume what
     was paused, heal a partition, end a byzantine mode, put a skewed clock right; a byzantine or
     skewed node is not restarted meanwhile (a restart would end it unseen); and by the end every
     node is back, honest, on time, and the network whole."""
@@ -193,7 +196,7 @@ def _check_timeline(perturbations: tuple[Perturbation, ...], nodes: int) -> None
                 raise ManifestError(f"{where}: node{i} is already {state[i]}")
             if p.action in ("kill", "stop") and i in altered:
                 raise ManifestError(f"{where}: node{i} is {altered[i]}: end that first")
-            if p.action == "restart" and state.get(i) not in ("killed", "stopped"):
+            if p.action in ("restart", "wipe") and state.get(i) not in ("killed", "stopped"):
                 raise ManifestError(f"{where}: node{i} is not killed or stopped")
             if p.action == "resume" and state.get(i) != "paused":
                 raise ManifestError(f"{where}: node{i} is not paused")

@@ -11,6 +11,7 @@ RECEIPT_SECONDS, liveness by `check.liveness`, the nodes' start by the localnet'
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 import time
@@ -22,6 +23,7 @@ from cli.testnet.load import History, Load, read
 from cli.testnet.manifest import Manifest, Perturbation
 from market.agents.meter_driver import Rpc, RpcError
 from market.experiments.localnet import Localnet, live_run
+from node.datadir import DataDir
 
 RECEIPT_SECONDS = 20.0
 """After the load, how long the run waits for the receipts of acknowledged transactions."""
@@ -83,6 +85,11 @@ class Network:
             for i in p.nodes:
                 os.kill(pid(i), signal.SIGCONT)
                 del self.state[i]
+        elif p.action == "wipe":
+            for i in p.nodes:  # keys and genesis stay: the node starts again as a new, empty member
+                datadir = DataDir(Path(self.net.nodes[i]["datadir"]))
+                shutil.rmtree(datadir.chaindata)
+                datadir.txpool_journal.unlink(missing_ok=True)
         elif p.action == "restart":
             for i in p.nodes:
                 self.net.restart(i)

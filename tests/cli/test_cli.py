@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -58,6 +59,18 @@ def test_init_then_start_a_custom_chain(tmp_path, node_factory):
     assert "Accounts" not in node.output
     again = gridnode("init", "--genesis", _genesis(tmp_path, chainId=4343), "--datadir", str(datadir))
     assert again.returncode == 1 and "error:" in again.stderr
+
+
+def test_start_after_chaindata_is_removed_resyncs_the_same_chain(tmp_path, node_factory):
+    """An operator removes chaindata to resync: the data dir's genesis.json, not a new devnet, starts again."""
+    datadir = tmp_path / "custom"
+    assert gridnode("init", "--genesis", _genesis(tmp_path), "--datadir", str(datadir)).returncode == 0
+    first = node_factory(datadir)
+    genesis_hash = first.web3().eth.get_block(0).hash
+    assert first.stop() == 0
+    shutil.rmtree(datadir / "chaindata")
+    w3 = node_factory(datadir).web3()
+    assert w3.eth.chain_id == 4242 and w3.eth.get_block(0).hash == genesis_hash
 
 
 def test_accounts_new_import_list(tmp_path):

@@ -22,6 +22,8 @@ def test_the_shipped_manifests_parse():
         assert manifest.engine == name and manifest.nodes >= 4
         actions = {p.action for p in manifest.perturbations}
         assert {"kill", "restart", "partition", "heal", "pause", "resume", "skew", "byzantine", "honest"} <= actions
+        if name in ("poa", "poeg"):
+            assert "wipe" in actions
         assert len({p.mode for p in manifest.perturbations if p.action == "byzantine"}) >= 2
         if name in ("poa", "pow"):  # the 2|2 partition with load on both sides, and a graceful stop
             assert "stop" in actions
@@ -39,6 +41,7 @@ def test_the_shipped_manifests_parse():
     ({"perturb": [{"at": 1, "action": "kill", "nodes": [9]}]}, "node indices are 0..3"),
     ({"perturb": [{"at": 1, "action": "kill", "nodes": [1]}]}, "must end whole (liveness is checked after it): still node1 killed"),
     ({"perturb": [{"at": 1, "action": "restart", "nodes": [1]}]}, "node1 is not killed or stopped"),
+    ({"perturb": [{"at": 1, "action": "wipe", "nodes": [1]}]}, "node1 is not killed or stopped"),  # not under a live node
     ({"perturb": [{"at": 1, "action": "pause", "nodes": [1]}, {"at": 2, "action": "restart", "nodes": [1]}]},
      "node1 is not killed or stopped"),
     ({"perturb": [{"at": 5, "action": "heal"}]}, "no partition to heal"),

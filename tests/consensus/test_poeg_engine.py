@@ -218,6 +218,25 @@ def test_equivocation_evidence_slashes_once(tmp_path):
     assert reasons == [f"equivocation at height {first.header.number}"]  # the second posting changes nothing
 
 
+def test_sealing_again_at_a_height_on_another_parent_is_not_evidence(tmp_path):
+    """After a reorg an honest producer seals a second block at a height it sealed before, on the
+    other branch's parent: the engine refuses that pair as evidence and slashes nobody."""
+    net = Net(tmp_path)
+    producer = net.signer()
+    first = net.block()
+    other = dataclasses.replace(first.header.with_seal(b""), parent_hash=b"\x11" * 32)
+    resealed = other.with_seal(producer.sign(other.seal_hash))
+    assert resealed.number == first.header.number and resealed.producer == first.header.producer
+    assert net.follower.engine.equivocation_evidence(first.header, resealed) is None
+    stake = net.follower.engine.stake(net.follower.state(), producer.address)
+    tx = decode_transaction(sign_legacy(net.chain.chain_id, 0, 2 * net.base_fee(), 200_000, POEG_ADDRESS, 0,
+                                        evidence(first.header, resealed), ACCOUNTS[1].private_key))
+    net.block([tx])
+    state = net.follower.state()
+    assert net.follower.engine.stake(state, producer.address) == stake
+    assert not any(p["reason"].startswith("equivocation") for p in net.follower.engine.penalties(state))
+
+
 def test_a_stability_challenge_slashes_the_settling_producer(tmp_path):
     net = Net(tmp_path, partition=settlement.singletons)  # a valid but unstable partition
     block = net.run_to_settlement()
