@@ -15,6 +15,7 @@ import shutil
 import signal
 import threading
 import time
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Callable
 
@@ -47,6 +48,9 @@ class Network:
         """node → "killed" | "stopped" | "paused"; absent when up."""
         self.partition: tuple[tuple[int, ...], ...] = ()
         self.applied: list[dict] = []
+        self.banked: dict[int, Counter] = defaultdict(Counter)
+        """What each byzantine node had sent (harness_status) when it was last killed or stopped:
+        a restart zeroes the node's own counters."""
 
     def up(self) -> list[int]:
         return [i for i in range(len(self.net.nodes)) if i not in self.state]
@@ -69,6 +73,9 @@ class Network:
     def apply(self, p: Perturbation, at: float) -> None:
         pid = lambda i: self.net.nodes[i]["pid"]  # noqa: E731 - updated by restart
         errors = []
+        if p.action in ("kill", "stop"):
+            for i in set(p.nodes) & set(self.byzantine):
+                self._bank_sent(i)
         if p.action == "kill":
             for i in p.nodes:
                 os.kill(pid(i), signal.SIGKILL)
@@ -113,6 +120,16 @@ class Network:
         self.history.write("perturb", action=p.action, nodes=list(p.nodes), groups=[list(g) for g in p.groups],
                            errors=errors)
         self.say(f"  t={at:5.1f} s  {p.describe()}" + (f"  ({'; '.join(errors)})" if errors else ""))
+
+    def _bank_sent(self, index: int) -> None:
+        try:
+            self.banked[index].update(self.net.rpc(index, timeout=3)("harness_status")["sent"])
+        except RpcError as error:  # a node that cannot answer loses its counts; the row then says "never acted"
+            self.say(f"  node{index}: what it sent is unknown: {error}")
+
+    def sent(self, index: int) -> dict[str, int]:
+        """What a byzantine node sent in each mode over the whole run, across its restarts."""
+        return dict(self.banked[index] + Counter(self.net.rpc(index, timeout=10)("harness_status")["sent"]))
 
     def _stop(self, index: int) -> None:
         """SIGTERM and wait for the node to exit, as an operator's graceful restart does."""
@@ -259,7 +276,7 @@ def _checks(network: Network, manifest: Manifest, genesis, senders, history: lis
     modes = _modes(manifest)
     rows.append(checker.evidence(network.net.nodes, network.net.validators, honest, modes,
                                  [network.net.rpc(i, timeout=10)("admin_misbehaviour") for i in honest],
-                                 {i: network.net.rpc(i, timeout=10)("harness_status")["sent"] for i in modes},
+                                 {i: network.sent(i) for i in modes},
                                  rpcs[0](f"grid_{manifest.engine}")["penalties"] if manifest.engine in SLASHING else []))
     return rows
 

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from cli.testnet.checker import evidence, table
-from cli.testnet.manifest import ManifestError, load, parse, soak
+from cli.testnet.load import History
+from cli.testnet.manifest import ManifestError, Perturbation, load, parse, soak
+from cli.testnet.runner import Network
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -155,8 +157,8 @@ def test_the_shipped_manifest_runs_with_every_invariant_holding(engine, tmp_path
     assert all(row["ok"] for row in rows.values()), checker_text(report)
     assert result.returncode == 0
     assert report["load"]["acknowledged"] > 50 and rows["acknowledged"]["lost"] == 0
-    kill, restart = [p["action"] for p in report["perturbations"]][:2]
-    assert kill.startswith("kill ") and restart == "restart " + kill.split()[1]
+    actions = [p["action"] for p in report["perturbations"]]
+    assert actions[0].startswith("kill ") and "restart " + actions[0].split()[1] in actions
     assert "caught for" in rows["evidence"]["evidence"] and rows["evidence"]["held_against_honest"] == 0
     history = [json.loads(line) for line in (tmp_path / "net" / "history.jsonl").read_text().splitlines()]
     assert {op["op"] for op in history} >= {"submit", "ack", "receipt", "perturb"}
@@ -164,3 +166,28 @@ def test_the_shipped_manifest_runs_with_every_invariant_holding(engine, tmp_path
 
 def checker_text(report: dict) -> str:
     return table(report["invariants"]) + "\n" + json.dumps(report["perturbations"])
+
+
+class CountingNet:
+    """A stand-in for the localnet: one byzantine node (a `sleep` process to kill) whose
+    harness_status counts what it sent since it last started."""
+
+    def __init__(self, process) -> None:
+        self.nodes = [{"pid": process.pid}]
+        self.counts = {"equivocate": 2}
+
+    def rpc(self, index: int, timeout: float):
+        def call(method, *params):
+            return {"sent": dict(self.counts)} if method == "harness_status" else "0x1"
+        return call
+
+
+def test_what_a_byzantine_node_sent_is_kept_across_its_restart(tmp_path):
+    """A restart zeroes a node's own counters; the evidence row must still see its earlier modes."""
+    process = subprocess.Popen(["sleep", "60"])
+    net = CountingNet(process)
+    network = Network(net, History(tmp_path / "history.jsonl"), lambda line: None, byzantine=(0,))
+    network.apply(Perturbation(at=1, action="kill", nodes=(0,)), 1.0)
+    assert process.wait(timeout=10) == -9
+    net.counts = {"withhold": 1}  # the restarted node counts afresh
+    assert network.sent(0) == {"equivocate": 2, "withhold": 1}
