@@ -230,11 +230,11 @@ def run_start(args: argparse.Namespace) -> int:
 
     rpc = _rpc_config(args)  # a bad flag fails before anything is written to the data dir
     datadir = DataDir(Path(args.datadir))
-    if not datadir.is_initialised() and datadir.genesis_file.exists():
-        # chaindata removed to resync (as geth's `removedb`): the data dir keeps its own chain
-        _init_from_genesis(datadir, datadir.genesis_file)
-    elif not datadir.is_initialised():
-        _init_devnet(datadir, args.engine)
+    if not datadir.is_initialised():
+        if datadir.genesis_file.exists():  # chaindata removed to resync (geth's `removedb`): keep its chain
+            _init_from_genesis(datadir, datadir.genesis_file)
+        else:
+            _init_devnet(datadir, args.engine)
     signer = _signer(args, datadir)
     store, chain = _open(datadir, None)
     try:

@@ -23,8 +23,9 @@ has started there is no turn to miss, and nodes boot at their own pace. Two chil
 parent sealed by one validator (two blocks for one slot: the order and the times live in the
 parent), posted to the engine's address as EVIDENCE ‖ RLP[header, header] by anyone, slash once.
 Two blocks at one height on different parents are not evidence: an honest producer seals again
-at a height after a reorg moves it to another branch. Stakes are elecoins the genesis bonds at the engine's address; a slash marks them forfeit
-but leaves them there, so the total supply never changes.
+at a height after a reorg moves it to another branch. Stakes are elecoins the genesis bonds at
+the engine's address; a slash marks them forfeit but leaves them there, so the total supply
+never changes.
 """
 from __future__ import annotations
 

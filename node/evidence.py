@@ -1,9 +1,10 @@
 """What a node observes of producers in peers' blocks: equivocation (two children of one parent
 sealed by one producer: two blocks for one slot; a producer sealing again at a height after a
-reorg, on another parent, is honest) and missed turns. Every node records both (`admin_misbehaviour`); a node
-with a signing key also sends the engine's evidence transaction, as an honest validator would
-(engines that slash for it say how: `Engine.equivocation_evidence`). Each pair is recorded and
-reported once per process; the engine punishes once per height whoever sends it."""
+reorg, on another parent, is honest) and missed turns. Every node records both
+(`admin_misbehaviour`); a node with a signing key also sends the engine's evidence transaction,
+as an honest validator would (engines that slash for it say how: `Engine.equivocation_evidence`).
+Each pair is recorded and reported once per process; the engine punishes once per height
+whoever sends it."""
 from __future__ import annotations
 
 import logging

@@ -181,8 +181,8 @@ def _perturbation(entry, k: int, nodes: int, duration: float, engine: str) -> Pe
 
 
 def _check_timeline(perturbations: tuple[Perturbation, ...], nodes: int) -> None:
-    """Each action must make sense at its point: wipe and restart what was killed or stopped, resume what
-    was paused, heal a partition, end a byzantine mode, put a skewed clock right; a byzantine or
+    """Each action must make sense at its point: wipe and restart what was killed or stopped,
+    resume what was paused, heal a partition, end a byzantine mode, put a skewed clock right; a byzantine or
     skewed node is not restarted meanwhile (a restart would end it unseen); and by the end every
     node is back, honest, on time, and the network whole."""
     state: dict[int, str] = {}
