@@ -56,6 +56,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                         help="posoc: the last N of devnet accounts #1..#19 are EVs with chargers (default 10)")
     parser.add_argument("--hour-seconds", type=int, default=10,
                         help="posoc: seconds in one charger-report hour (default 10: a 24-hour window is 4 min)")
+    parser.add_argument("--netns", metavar="NAME",
+                        help="run each node on its own host: network namespace NAME<i> at its own address on a "
+                             "bridge (needs root, ip and nft; removed when the localnet stops)")
     parser.add_argument("--harness", action="store_true",
                         help="start every node with --harness (clock skew and byzantine modes over harness_ RPC, "
                              "for gridnode testnet)")
@@ -166,28 +169,15 @@ def run_localnet(args: argparse.Namespace) -> int:
     args.dir.mkdir(parents=True, exist_ok=True)
     datadirs = prepare_localnet(args.dir, args.nodes, block_time, consensus, document_for)
     peer_ids = [load_or_create_identity(d.root).peer_id for d in datadirs]
-    ports = _free_ports(2 * len(datadirs))
-    p2p_ports, rpc_ports = ports[:len(datadirs)], ports[len(datadirs):]
-    addresses = [f"/ip4/127.0.0.1/tcp/{port}/p2p/{peer}" for port, peer in zip(p2p_ports, peer_ids, strict=True)]
-    nodes, processes = [], []
-    for index, datadir in enumerate(datadirs):
-        command = [sys.executable, "-m", "cli.main", "start", "--datadir", str(datadir.root),
-                   "--rpc-port", str(rpc_ports[index]), "--listen", f"/ip4/127.0.0.1/tcp/{p2p_ports[index]}",
-                   "--http-api", ",".join((*DEFAULT_APIS, "admin"))]  # a test network is steered over admin_
-        for other, address in enumerate(addresses):
-            if other != index:
-                command += ["--bootnode", address]
-        if hashrates:
-            command += ["--hashrate", str(hashrates[index])]
-        if args.harness:
-            command.append("--harness")
-        log_file = open(datadir.root / "node.log", "a")
-        processes.append(subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
-                                          start_new_session=True))
-        nodes.append({"pid": processes[-1].pid, "rpc": f"http://127.0.0.1:{rpc_ports[index]}",
-                      "p2p": addresses[index], "datadir": str(datadir.root), "log": str(datadir.root / "node.log"),
-                      "command": command})
-    (args.dir / "localnet.json").write_text(json.dumps({"nodes": nodes}, indent=2) + "\n")
+    hosts = _hosts(args.netns, len(datadirs)) if args.netns else None
+    try:
+        nodes, processes = _launch(datadirs, peer_ids, hashrates, args.harness, hosts)
+    except BaseException:
+        if hosts is not None:
+            hosts.delete()
+        raise
+    (args.dir / "localnet.json").write_text(json.dumps(
+        {"nodes": nodes, **({"hosts": hosts.to_json()} if hosts else {})}, indent=2) + "\n")
     print(f"localnet of {args.nodes} nodes in {args.dir.resolve()} (details in localnet.json):", flush=True)
     for index, node in enumerate(nodes):
         print(f"  node{index}  pid {node['pid']:<7} rpc {node['rpc']}  p2p {node['p2p']}", flush=True)
@@ -196,5 +186,54 @@ def run_localnet(args: argparse.Namespace) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     signal.sigwait({signal.SIGINT, signal.SIGTERM})
     stop_processes(processes)
+    if hosts is not None:
+        hosts.delete()
     print("localnet stopped", flush=True)
     return 0
+
+
+def _hosts(name: str, count: int):
+    from cli.netns import Hosts, HostsError
+
+    try:
+        return Hosts.create(name, count)
+    except HostsError as error:
+        raise CommandError(f"--netns: {error}") from None
+
+
+NETNS_RPC_PORT, NETNS_P2P_PORT = 8545, 30303
+"""Each host has its own address, so every node uses the standard ports."""
+
+
+def _launch(datadirs: list[DataDir], peer_ids: list[str], hashrates: list[int], harness: bool,
+            hosts) -> tuple[list[dict], list[subprocess.Popen]]:
+    """Start every node, on loopback with free ports or each in its host; what localnet.json lists."""
+    if hosts is None:
+        ports = _free_ports(2 * len(datadirs))
+        listen = [("127.0.0.1", ports[i], ports[len(datadirs) + i]) for i in range(len(datadirs))]
+    else:
+        listen = [(hosts.address(i), NETNS_P2P_PORT, NETNS_RPC_PORT) for i in range(len(datadirs))]
+    addresses = [f"/ip4/{ip}/tcp/{p2p}/p2p/{peer}" for (ip, p2p, _rpc), peer in zip(listen, peer_ids, strict=True)]
+    nodes, processes = [], []
+    for index, datadir in enumerate(datadirs):
+        ip, p2p, rpc = listen[index]
+        command = [*(hosts.prefix(index) if hosts else ()), sys.executable, "-m", "cli.main", "start",
+                   "--datadir", str(datadir.root), "--rpc-host", ip, "--rpc-port", str(rpc),
+                   "--listen", f"/ip4/{ip}/tcp/{p2p}",
+                   "--http-api", ",".join((*DEFAULT_APIS, "admin"))]  # a test network is steered over admin_
+        if hosts:
+            command.append("--rpc-allow-remote-admin")  # its address is on a bridge only this machine reaches
+        for other, address in enumerate(addresses):
+            if other != index:
+                command += ["--bootnode", address]
+        if hashrates:
+            command += ["--hashrate", str(hashrates[index])]
+        if harness:
+            command.append("--harness")
+        log_file = open(datadir.root / "node.log", "a")
+        processes.append(subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
+                                          start_new_session=True))
+        nodes.append({"pid": processes[-1].pid, "rpc": f"http://{ip}:{rpc}",
+                      "p2p": addresses[index], "datadir": str(datadir.root), "log": str(datadir.root / "node.log"),
+                      "command": command})
+    return nodes, processes

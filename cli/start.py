@@ -18,7 +18,7 @@ from node.rpc.server import (DEFAULT_APIS, DEFAULT_VHOSTS, KNOWN_APIS, MAX_BATCH
                              MAX_RESPONSE_BYTES, RpcConfig)
 from node.chain import Chain
 from node.keystore import keystore_addresses
-from node.store import DatabaseLocked
+from node.store import DatabaseLocked, StoreUnwritable
 from vm.constants import ELECOIN
 from vm.native.registry import REGISTRY, Role
 from vm.native.signers import SIGNERS
@@ -142,7 +142,7 @@ def _open(datadir: DataDir, genesis: Genesis | None):
         return open_chain(datadir, genesis)
     except (GenesisError, FileNotFoundError) as exc:
         raise CommandError(str(exc)) from None
-    except DatabaseLocked as exc:
+    except (DatabaseLocked, StoreUnwritable) as exc:
         raise CommandError(str(exc)) from None
 
 
@@ -267,6 +267,9 @@ def run_start(args: argparse.Namespace) -> int:
 
         try:
             asyncio.run(node.run(on_ready=announce))
+        except StoreUnwritable as exc:
+            raise CommandError(f"the node stopped: {exc}. Free space or make the data dir writable and start it "
+                               f"again: it resumes from block #{chain.head.number}, its last commit") from None
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise CommandError(f"RPC address {args.rpc_host}:{args.rpc_port} is already in use") from None

@@ -73,9 +73,9 @@ class TransactionIntake:
         if is_new:
             self._last_announced[tx.hash] = time.monotonic()
             if not from_network:
-                self._local.add(tx.hash)
                 if self.journal is not None:
-                    self.journal.append(tx.raw)
+                    self._journal(tx)
+                self._local.add(tx.hash)
                 if self.announce is not None:
                     self.announce(tx.raw)
         return tx, is_new
@@ -123,10 +123,24 @@ class TransactionIntake:
         self.compact()
         return restored
 
+    def _journal(self, tx: Transaction) -> None:
+        """Keep a local transaction for a restart, or take it back out of the pool and refuse it:
+        a client is never told "not accepted" about a transaction the node would still mine."""
+        try:
+            self.journal.append(tx.raw)
+        except OSError as exc:
+            self.mempool.drop(tx)
+            raise TransactionRejected(f"the node could not keep the transaction ({exc.strerror or exc}): "
+                                      "not accepted, send it again later or to another node") from None
+
     def compact(self) -> None:
-        """Rewrite the journal with the local transactions still pending."""
+        """Rewrite the journal with the local transactions still pending; if the disk refuses,
+        the last journal stays (the pending ones were each appended to it already)."""
         if self.journal is not None:
-            self.journal.rewrite([self.mempool.get(h).raw for h in sorted(self._local)])
+            try:
+                self.journal.rewrite([self.mempool.get(h).raw for h in sorted(self._local)])
+            except OSError as exc:
+                log.warning("could not compact the transaction journal; keeping the last one", extra={"error": str(exc)})
 
     def reannounce(self, now: float) -> int:
         """Gossip again the transactions still pooled after REANNOUNCE_AFTER seconds.

@@ -146,6 +146,13 @@ class Node:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        unwritable = loop.create_future()
+        """Fails with the store's error once a write fails (produced, imported, from any thread): the node stops."""
+
+        def _unwritable(error: Exception) -> None:
+            loop.call_soon_threadsafe(lambda: unwritable.done() or unwritable.set_exception(error))
+
+        self.store.on_unwritable.append(_unwritable)
         self._start_network(loop)
         if self.config.signer and isinstance(self.chain.engine, ProofOfStateOfCharge):
             self.aggregate_checker = AggregateChecker(self.chain, self.intake, self.config.signer, self.models,
@@ -173,13 +180,13 @@ class Node:
             if on_ready:
                 on_ready(self)
             waiter = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait([waiter, unwritable, *tasks], return_when=asyncio.FIRST_COMPLETED)
             for task in [waiter, *tasks]:
                 task.cancel()
             await asyncio.gather(waiter, *tasks, return_exceptions=True)
-            for task in tasks:
+            for task in [unwritable, *tasks]:
                 if task in done:
-                    task.result()  # a crashed producer stops the node with its error
+                    task.result()  # a failed write or a crashed producer stops the node with its error
         finally:
             await runner.cleanup()
             if self.network is not None:

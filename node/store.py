@@ -19,7 +19,7 @@ at the last whole block. The staging functions below all write into a batch."""
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Callable, Iterator
 
 import plyvel
 import rlp
@@ -51,14 +51,28 @@ class DatabaseLocked(RuntimeError):
     """Another gridnode process holds this data dir."""
 
 
+class StoreUnwritable(OSError):
+    """The chain store could not write (a full disk, a read-only data dir, an I/O error). The
+    batch that failed landed not at all, and LevelDB refuses writes until it is reopened, so the
+    node must stop: it starts again where the last committed batch left it."""
+
+
+UNWRITABLE = ("Read-only file system", "No space left on device", "Permission denied")
+"""Why LevelDB could not take its LOCK file that is not another process holding it."""
+
+
 class Store:
     def __init__(self, path: str) -> None:
+        self.on_unwritable: list[Callable[[StoreUnwritable], None]] = []
+        """Called (from the writing thread) when a batch fails: the node stops on it."""
         try:
             self.db = plyvel.DB(path, create_if_missing=True)
         except plyvel.IOError as exc:
-            if "lock" in str(exc).lower():
+            reason = _reason(exc)
+            if "lock" in reason.lower() and not any(cause in reason for cause in UNWRITABLE):
                 raise DatabaseLocked(f"{path} is in use by another gridnode process") from None
-            raise
+            raise StoreUnwritable(f"cannot open the chain store {path}: {reason} "
+                                  "(is the data dir read-only or its disk full?)") from None
 
     def close(self) -> None:
         self.db.close()
@@ -66,8 +80,15 @@ class Store:
     @contextlib.contextmanager
     def batch(self) -> Iterator[plyvel.WriteBatch]:
         """All writes inside land together or not at all (fsynced)."""
-        with self.db.write_batch(transaction=True, sync=True) as batch:
-            yield batch
+        try:
+            with self.db.write_batch(transaction=True, sync=True) as batch:
+                yield batch
+        except plyvel.IOError as exc:
+            error = StoreUnwritable(f"the chain store could not write: {_reason(exc)} "
+                                    "(is the disk full or the data dir read-only?); nothing of that write landed")
+            for listener in self.on_unwritable:
+                listener(error)
+            raise error from None
 
     # -- chain metadata ---------------------------------------------------
     def head_hash(self) -> Hash32 | None:
@@ -196,3 +217,9 @@ def set_head(batch, block_hash: bytes) -> None:
 def write_genesis_marker(batch, genesis_hash: bytes, document: bytes) -> None:
     batch.put(GENESIS, genesis_hash)
     batch.put(GENESIS_DOCUMENT, document)
+
+
+def _reason(error: plyvel.IOError) -> str:
+    """LevelDB's message (bytes) as text, e.g. "IO error: …/000006.log: No space left on device"."""
+    message = error.args[0] if error.args else error
+    return message.decode(errors="replace") if isinstance(message, bytes) else str(message)

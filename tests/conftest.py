@@ -8,15 +8,23 @@ from helpers import NodeProcess
 from web3 import Web3
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+@pytest.hookimpl(wrapper=True)  # groups before pytest-xdist reads them; the order after pytest's own
 def pytest_collection_modifyitems(items):
-    """The suite runs on two workers (`-n 2 --dist loadgroup`, pyproject.toml). The multi-node
-    suites (marked slow) run one after another on one worker, so no two networks of processes
-    compete for the two cores; every other module stays on one worker, so its module-scoped
-    nodes start once."""
+    """The suite runs on two workers (`-n 2 --dist loadgroup --no-loadscope-reorder`,
+    pyproject.toml). The multi-node suites (marked slow, not few_nodes) run one after another on
+    one worker, so no two networks of processes compete for the two cores, and they come first,
+    so the other worker takes the rest meanwhile instead of leaving them alone at the end; every
+    other module stays on one worker, so its module-scoped nodes start once."""
     for item in items:
-        group = "multi-node" if item.get_closest_marker("slow") else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        item.add_marker(pytest.mark.xdist_group(_group(item)))
+    yield
+    items.sort(key=lambda item: (_group(item) != "multi-node", item.get_closest_marker("slow") is None))  # stable
+
+
+def _group(item) -> str:
+    if item.get_closest_marker("slow") and not item.get_closest_marker("few_nodes"):
+        return "multi-node"
+    return item.nodeid.split("::")[0]
 
 
 def pytest_xdist_node_collection_finished(node, ids):

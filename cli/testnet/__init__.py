@@ -14,7 +14,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "testnet", help="run a local network under load and faults, and check its invariants",
         description="Start a localnet from a TOML manifest, send transfers while a timeline of perturbations "
-                    "runs (kill, stop, restart, pause, resume, partition, heal, clock skew, byzantine modes), then check safety, that no "
+                    "runs (kill, stop, wipe, restart, pause, resume, partition, heal, clock skew, packet loss, byzantine modes), then check safety, that no "
                     "acknowledged transaction was lost, nonces, conservation of supply, liveness and the evidence against byzantine nodes. Exits 1 if "
                     "an invariant fails.")
     sub = parser.add_subparsers(dest="testnet_command", metavar="ACTION", required=True)
@@ -31,6 +31,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     soak.add_argument("--seconds", type=float, default=1800, help="how long to run (default 1800: 30 min)")
     soak.add_argument("--seed", type=int, default=0, help="the schedule's and the load's seed (default 0)")
     soak.add_argument("--rate", type=float, default=4.0, help="transfers per second (default 4)")
+    soak.add_argument("--topology", default="loopback", choices=("loopback", "netns"),
+                      help="netns: each node its own host (root); partitions by nftables, and packet loss "
+                           "as a fault (default loopback)")
     soak.add_argument("--print-manifest", action="store_true", help="print the generated timeline and exit")
     _common(soak)
     soak.set_defaults(func=_soak)
@@ -57,7 +60,7 @@ def _soak(args: argparse.Namespace) -> int:
     from cli.testnet.manifest import ManifestError, soak
 
     try:
-        manifest = soak(args.engine, args.nodes, args.seconds, args.seed, args.rate)
+        manifest = soak(args.engine, args.nodes, args.seconds, args.seed, args.rate, args.topology)
     except ManifestError as error:
         raise CommandError(str(error)) from None
     if args.print_manifest:

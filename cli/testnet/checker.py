@@ -200,6 +200,19 @@ def evidence(nodes: list[dict], producers: list[str], honest: list[int], modes: 
             "never_acted": idle, "honest_silent_slashes": silent_honest}
 
 
+def full_disk(outcomes: list[dict]) -> dict:
+    """Every node whose disk filled either stopped with the store's readable error (nothing of
+    the failed write landed; the other rows show it lost nothing and caught up) or kept running;
+    any other exit (a traceback, a crash) fails."""
+    bad = [o for o in outcomes if o["outcome"] == "stopped otherwise"]
+    counts = {kind: sum(o["outcome"] == kind for o in outcomes) for kind in ("stopped cleanly", "kept running")}
+    evidence = (f"disks filled {len(outcomes)}; nodes that stopped with the store's error and were started again "
+                f"{counts['stopped cleanly']}; that kept running {counts['kept running']}")
+    if bad:
+        evidence = "; ".join(f"node{o['node']} stopped otherwise: {o['said']!r}" for o in bad)
+    return {"name": "full disk", "ok": not bad, "evidence": evidence}
+
+
 def longest_stall(rpc: Rpc, head: int) -> dict:
     """The longest time between two consecutive blocks of the final chain, by their timestamps:
     how long production stopped at worst (a figure, not an invariant)."""

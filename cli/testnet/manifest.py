@@ -7,6 +7,8 @@ invariants to check afterwards, in the manner of CometBFT's e2e manifests.
     duration = 45             # seconds of load; the timeline lies inside it
     seed = 1                  # the load's order and amounts
     hashrates = [50000, …]    # pow: one cap per node (hashes/s)
+    topology = "loopback"     # loopback | netns (each node its own host on a bridge; root, ip, nft)
+    disk = 0                  # MiB: each node's chain store on a disk of that size (tmpfs; root), for fill
 
     [load]
     rate = 4                  # transfers per second, all senders together
@@ -15,7 +17,12 @@ invariants to check afterwards, in the manner of CometBFT's e2e manifests.
     [[perturb]]
     at = 8                    # seconds after the load starts
     action = "kill"           # kill | stop | wipe | restart | pause | resume | partition | heal
-    nodes = [3]               #   | skew | byzantine | honest; partition: groups = [[0, 1], [2, 3]]
+    nodes = [3]               #   | skew | loss | byzantine | honest; partition: groups = [[0, 1], [2, 3]]
+                              # partition: admin RPC drops the links on loopback, nftables under netns
+                              # loss: percent = 20 (netns: that share of the node's packets to and
+                              #   from other nodes dropped at random by nftables; 0 ends it)
+                              # fill: the node's disk full to the last byte (it must stop cleanly);
+                              #   free: room again, and a node that stopped is started again
                               # wipe: delete a killed or stopped node's chain (restart resyncs it)
                               # skew: seconds = 30 (the node's clock offset; 0 puts it right)
                               # byzantine: mode = "equivocate" (node/byzantine.py's modes); honest ends it
@@ -34,8 +41,10 @@ from pathlib import Path
 from node.byzantine import MODES
 
 ENGINES = ("poa", "pow", "poeg", "posoc")
-ACTIONS = ("kill", "stop", "wipe", "restart", "pause", "resume", "partition", "heal", "skew", "byzantine", "honest")
-DOWN_ACTIONS = {"kill": "killed", "stop": "stopped", "pause": "paused"}
+ACTIONS = ("kill", "stop", "wipe", "restart", "pause", "resume", "partition", "heal", "skew", "loss", "fill", "free",
+           "byzantine", "honest")
+TOPOLOGIES = ("loopback", "netns")
+DOWN_ACTIONS = {"kill": "killed", "stop": "stopped", "pause": "paused", "fill": "out of disk"}
 ENGINE_MODES = {"poa": MODES, "pow": tuple(m for m in MODES if m not in ("wrong-turn", "withhold")),
                 "poeg": MODES, "posoc": MODES}
 """Byzantine modes an engine's honest nodes can tell: PoW has no turns, so a wrong turn is no
@@ -58,6 +67,8 @@ class Perturbation:
     """skew: the clock offset to set."""
     mode: str = ""
     """byzantine: the mode to switch on."""
+    percent: int = 0
+    """loss: the share of packets dropped."""
 
     def describe(self) -> str:
         who = ",".join(f"node{i}" for i in self.nodes)
@@ -65,6 +76,8 @@ class Perturbation:
             return f"skew {who}'s clock to {self.seconds:+g} s"
         if self.action == "byzantine":
             return f"byzantine {who}: {self.mode}"
+        if self.action == "loss":
+            return f"{who} loses {self.percent} % of its packets" if self.percent else f"{who}'s packet loss ends"
         if self.action == "partition":
             return "partition " + " | ".join(",".join(f"node{i}" for i in g) for g in self.groups)
         if self.action == "heal":
@@ -88,6 +101,9 @@ class Manifest:
     liveness: float = 20.0
     confirmations: int = 2
     hashrates: tuple[int, ...] = ()
+    topology: str = "loopback"
+    disk: int = 0
+    """MiB of disk for each node's chain store (0: the machine's disk, no fill)."""
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -112,8 +128,8 @@ def load(path: Path) -> Manifest:
 
 
 def parse(data: dict, name: str = "testnet", source: Path | None = None) -> Manifest:
-    unknown = set(data) - {"name", "engine", "nodes", "block_time", "duration", "seed", "hashrates", "load",
-                           "perturb", "check"}
+    unknown = set(data) - {"name", "engine", "nodes", "block_time", "duration", "seed", "hashrates", "topology",
+                           "disk", "load", "perturb", "check"}
     if unknown:
         raise ManifestError(f"unknown field(s): {', '.join(sorted(unknown))}")
     engine = data.get("engine", "poa")
@@ -128,9 +144,15 @@ def parse(data: dict, name: str = "testnet", source: Path | None = None) -> Mani
     if engine == "pow" and (not isinstance(hashrates, list) or len(hashrates) != nodes
                             or not all(isinstance(h, int) and h >= 1 for h in hashrates)):
         raise ManifestError(f"hashrates: {nodes} positive integers, one per node")
+    topology = data.get("topology", "loopback")
+    if topology not in TOPOLOGIES:
+        raise ManifestError(f"topology: one of {', '.join(TOPOLOGIES)}, not {topology!r}")
+    disk = _int(data, "disk", 0, 0, 4096)
+    if disk and disk < 16:
+        raise ManifestError("disk: 0 (none) or at least 16 MiB, room for a chain store to start")
     load_section = _section(data, "load", {"rate", "senders"})
     check = _section(data, "check", {"liveness", "confirmations"})
-    perturbations = tuple(_perturbation(entry, k, nodes, duration, engine)
+    perturbations = tuple(_perturbation(entry, k, nodes, duration, engine, topology, disk)
                           for k, entry in enumerate(data.get("perturb", [])))
     if list(perturbations) != sorted(perturbations, key=lambda p: p.at):
         raise ManifestError("perturb: entries in the order of their `at`")
@@ -140,14 +162,14 @@ def parse(data: dict, name: str = "testnet", source: Path | None = None) -> Mani
                     rate=_number(load_section, "load.rate", 4, 0, 1_000), senders=_int(load_section, "load.senders", 4, 1, 19),
                     perturbations=perturbations, liveness=_number(check, "check.liveness", 20, 1, 600),
                     confirmations=_int(check, "check.confirmations", 2, 0, 1_024), hashrates=tuple(hashrates),
-                    source=source)
+                    topology=topology, disk=disk, source=source)
 
 
-def _perturbation(entry, k: int, nodes: int, duration: float, engine: str) -> Perturbation:
+def _perturbation(entry, k: int, nodes: int, duration: float, engine: str, topology: str, disk: int) -> Perturbation:
     where = f"perturb[{k}]"
     if not isinstance(entry, dict):
         raise ManifestError(f"{where}: a table")
-    unknown = set(entry) - {"at", "action", "nodes", "groups", "seconds", "mode"}
+    unknown = set(entry) - {"at", "action", "nodes", "groups", "seconds", "mode", "percent"}
     if unknown:
         raise ManifestError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
     action = entry.get("action")
@@ -170,32 +192,42 @@ def _perturbation(entry, k: int, nodes: int, duration: float, engine: str) -> Pe
     indices = tuple(_index(i, f"{where}.nodes", nodes) for i in chosen)
     if action == "skew":
         return Perturbation(at, action, nodes=indices, seconds=_number(entry, f"{where}.seconds", None, -3_600, 3_600))
+    if action in ("fill", "free") and not disk:
+        raise ManifestError(f"{where}: {action} needs disk = MiB (each node's chain store on a disk of its own)")
+    if action == "loss":
+        if topology != "netns":
+            raise ManifestError(f"{where}: packet loss needs topology = \"netns\" (nftables on each node's host)")
+        return Perturbation(at, action, nodes=indices, percent=_int(entry, f"{where}.percent", None, 0, 100))
     if action == "byzantine":
         mode = entry.get("mode")
         if mode not in ENGINE_MODES[engine]:
             raise ManifestError(f"{where}.mode: under {engine} one of {', '.join(ENGINE_MODES[engine])}, not {mode!r}")
         return Perturbation(at, action, nodes=indices, mode=mode)
-    if set(entry) & {"seconds", "mode"}:
-        raise ManifestError(f"{where}: seconds is for skew, mode for byzantine")
+    if set(entry) & {"seconds", "mode", "percent"}:
+        raise ManifestError(f"{where}: seconds is for skew, mode for byzantine, percent for loss")
     return Perturbation(at, action, nodes=indices)
 
 
 def _check_timeline(perturbations: tuple[Perturbation, ...], nodes: int) -> None:
     """Each action must make sense at its point: wipe and restart what was killed or stopped,
-    resume what was paused, heal a partition, end a byzantine mode, put a skewed clock right; a byzantine or
+    resume what was paused, heal a partition, end a byzantine mode, put a skewed clock right, end
+    a packet loss; a byzantine or
     skewed node is not restarted meanwhile (a restart would end it unseen); and by the end every
     node is back, honest, on time, and the network whole."""
     state: dict[int, str] = {}
     altered: dict[int, str] = {}
     """node → "byzantine" | "skewed"."""
+    losing: set[int] = set()
     partitioned = False
     for k, p in enumerate(perturbations):
         where = f"perturb[{k}] ({p.describe()})"
         for i in p.nodes:
             if p.action in DOWN_ACTIONS and i in state:
                 raise ManifestError(f"{where}: node{i} is already {state[i]}")
-            if p.action in ("kill", "stop") and i in altered:
+            if p.action in ("kill", "stop", "fill") and i in altered:
                 raise ManifestError(f"{where}: node{i} is {altered[i]}: end that first")
+            if p.action == "free" and state.get(i) != "out of disk":
+                raise ManifestError(f"{where}: node{i}'s disk is not full")
             if p.action in ("restart", "wipe") and state.get(i) not in ("killed", "stopped"):
                 raise ManifestError(f"{where}: node{i} is not killed or stopped")
             if p.action == "resume" and state.get(i) != "paused":
@@ -209,9 +241,11 @@ def _check_timeline(perturbations: tuple[Perturbation, ...], nodes: int) -> None
             if p.action == "skew" and altered.get(i, "skewed") != "skewed":
                 raise ManifestError(f"{where}: node{i} is {altered[i]}")
         for i in p.nodes:
+            if p.action == "loss":
+                (losing.add if p.percent else losing.discard)(i)
             if p.action in DOWN_ACTIONS:
                 state[i] = DOWN_ACTIONS[p.action]
-            elif p.action in ("restart", "resume"):
+            elif p.action in ("restart", "resume", "free"):
                 del state[i]
             elif p.action == "byzantine" or (p.action == "skew" and p.seconds):
                 altered[i] = "byzantine" if p.action == "byzantine" else "skewed"
@@ -225,7 +259,8 @@ def _check_timeline(perturbations: tuple[Perturbation, ...], nodes: int) -> None
             if not partitioned:
                 raise ManifestError(f"{where}: no partition to heal")
             partitioned = False
-    left = [f"node{i} {s}" for i, s in sorted({**altered, **state}.items())] + (["the partition"] if partitioned else [])
+    left = ([f"node{i} {s}" for i, s in sorted({**altered, **state}.items())] + (["the partition"] if partitioned else [])
+            + [f"node{i} losing packets" for i in sorted(losing)])
     if left:
         raise ManifestError(f"the timeline must end whole (liveness is checked after it): still {', '.join(left)}")
     if len({i for p in perturbations if p.action == "byzantine" for i in p.nodes}) * 2 >= nodes > 1:
@@ -269,6 +304,8 @@ honest again), drawn uniformly."""
 SOAK_GAP_SECONDS = (3.0, 10.0)
 """Quiet time between one fault's end and the next fault, drawn uniformly."""
 SOAK_SKEW_SECONDS = (-40.0, 40.0)
+SOAK_LOSS_PERCENT = (10, 40)
+"""Under netns, a soak's packet loss on one node, drawn uniformly."""
 SOAK_MODES = {"poa": ("equivocate", "withhold"), "pow": ("equivocate",),
               "poeg": ("equivocate", "withhold"), "posoc": ("equivocate", "withhold")}
 """Byzantine modes a soak repeats: ones the honest nodes catch without banning the node, so it
@@ -281,12 +318,13 @@ other mode could be seen after it."""
 SOAK_FINAL_SECONDS = 12.0
 
 
-def soak(engine: str, nodes: int, seconds: float, seed: int, rate: float = 4.0) -> Manifest:
+def soak(engine: str, nodes: int, seconds: float, seed: int, rate: float = 4.0, topology: str = "loopback") -> Manifest:
     """A randomised timeline for `seconds`, reproduced exactly by `seed`: one fault at a time (a
     minority killed, stopped or paused, a partition into two groups, one clock skewed, or the last
     node turned byzantine), each undone after a few seconds, with quiet time between. With three
     or more nodes the last is the byzantine one, and it ends on a mode that bans it. The last
-    fault ends by `seconds` − 10 so liveness is measured."""
+    fault ends by `seconds` − 10 so liveness is measured. Under netns, packet loss on one node
+    is a fault too."""
     import random
 
     if engine not in ENGINES:
@@ -296,7 +334,10 @@ def soak(engine: str, nodes: int, seconds: float, seed: int, rate: float = 4.0) 
     if not 60 <= seconds <= MAX_DURATION:
         raise ManifestError(f"a soak runs 60..{MAX_DURATION} seconds")
     draw = random.Random(seed)
-    faults = SOAK_FAULTS if nodes >= 3 else tuple(f for f in SOAK_FAULTS if f != "byzantine")
+    if topology not in TOPOLOGIES:
+        raise ManifestError(f"topology: one of {', '.join(TOPOLOGIES)}, not {topology!r}")
+    faults = SOAK_FAULTS + (("loss",) if topology == "netns" else ())
+    faults = faults if nodes >= 3 else tuple(f for f in faults if f != "byzantine")
     villain = nodes - 1
     end = seconds - 10 - (SOAK_FINAL_SECONDS + SOAK_GAP_SECONDS[0] if "byzantine" in faults else 0)
     perturbations: list[Perturbation] = []
@@ -316,6 +357,10 @@ def soak(engine: str, nodes: int, seconds: float, seed: int, rate: float = 4.0) 
             node = (draw.randrange(nodes),)
             perturbations += [Perturbation(start, "skew", nodes=node, seconds=round(draw.uniform(*SOAK_SKEW_SECONDS), 1)),
                               Perturbation(stop, "skew", nodes=node, seconds=0.0)]
+        elif fault == "loss":
+            node = (draw.randrange(nodes),)
+            perturbations += [Perturbation(start, "loss", nodes=node, percent=draw.randint(*SOAK_LOSS_PERCENT)),
+                              Perturbation(stop, "loss", nodes=node, percent=0)]
         elif fault == "byzantine":
             perturbations += [Perturbation(start, "byzantine", nodes=(villain,), mode=draw.choice(SOAK_MODES[engine])),
                               Perturbation(stop, "honest", nodes=(villain,))]
@@ -329,6 +374,7 @@ def soak(engine: str, nodes: int, seconds: float, seed: int, rate: float = 4.0) 
                           Perturbation(round(end + SOAK_FINAL_SECONDS, 2), "honest", nodes=(villain,))]
     manifest = Manifest(name=f"soak-{engine}-{seed}", engine=engine, nodes=nodes, block_time=2 if engine == "pow" else 1,
                         duration=float(seconds), seed=seed, rate=rate, senders=min(4, 19),
-                        perturbations=tuple(perturbations), hashrates=(50_000,) * nodes if engine == "pow" else ())
+                        perturbations=tuple(perturbations), hashrates=(50_000,) * nodes if engine == "pow" else (),
+                        topology=topology)
     _check_timeline(manifest.perturbations, nodes)
     return manifest

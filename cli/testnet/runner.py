@@ -10,7 +10,9 @@ history and every node's chain. Everything is bounded in time: the load by `dura
 RECEIPT_SECONDS, liveness by `check.liveness`, the nodes' start by the localnet's own bound."""
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
 import signal
 import threading
@@ -19,7 +21,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Callable
 
-from cli.testnet import checker
+from cli.netns import Hosts, HostsError
+from cli.testnet import checker, disk
 from cli.testnet.load import History, Load, read
 from cli.testnet.manifest import Manifest, Perturbation
 from market.agents.meter_driver import Rpc, RpcError
@@ -37,8 +40,10 @@ class Network:
     """The localnet, and what the timeline did to each node."""
 
     def __init__(self, net: Localnet, history: History, say: Callable[[str], None],
-                 byzantine: tuple[int, ...] = ()) -> None:
+                 byzantine: tuple[int, ...] = (), hosts: Hosts | None = None) -> None:
         self.net = net
+        self.hosts = hosts
+        """Under topology netns, each node's host: partitions and packet loss are nftables rules there."""
         self.byzantine = byzantine
         """Nodes the timeline makes byzantine at some point: the load never uses them, the
         invariants judge the others (the honest nodes)."""
@@ -48,6 +53,8 @@ class Network:
         """node → "killed" | "stopped" | "paused"; absent when up."""
         self.partition: tuple[tuple[int, ...], ...] = ()
         self.applied: list[dict] = []
+        self.disk_outcomes: list[dict] = []
+        """For each freed disk: whether its node kept running, stopped cleanly or otherwise, and its last words."""
         self.banked: dict[int, Counter] = defaultdict(Counter)
         """What each byzantine node had sent (harness_status) when it was last killed or stopped:
         a restart zeroes the node's own counters."""
@@ -73,7 +80,7 @@ class Network:
     def apply(self, p: Perturbation, at: float) -> None:
         pid = lambda i: self.net.nodes[i]["pid"]  # noqa: E731 - updated by restart
         errors = []
-        if p.action in ("kill", "stop"):
+        if p.action in ("kill", "stop", "fill"):
             for i in set(p.nodes) & set(self.byzantine):
                 self._bank_sent(i)
         if p.action == "kill":
@@ -94,19 +101,38 @@ class Network:
                 del self.state[i]
         elif p.action == "wipe":
             for i in p.nodes:  # keys and genesis stay: the node starts again as a new, empty member
-                datadir = DataDir(Path(self.net.nodes[i]["datadir"]))
-                shutil.rmtree(datadir.chaindata)
+                datadir = self._datadir(i)
+                if os.path.ismount(datadir.chaindata):  # its own disk stays mounted
+                    disk.empty(datadir.chaindata)
+                else:
+                    shutil.rmtree(datadir.chaindata)
                 datadir.txpool_journal.unlink(missing_ok=True)
+        elif p.action == "fill":
+            for i in p.nodes:
+                taken = disk.fill(self._datadir(i).chaindata)
+                self.state[i] = "out of disk"
+                self.say(f"  node{i}: its disk's last {taken:,} bytes taken")
+        elif p.action == "free":
+            for i in p.nodes:
+                disk.free(self._datadir(i).chaindata)
+                self.disk_outcomes.append(self._after_full_disk(i))
+                del self.state[i]
         elif p.action == "restart":
             for i in p.nodes:
                 self.net.restart(i)
                 del self.state[i]
         elif p.action == "partition":
             self.partition = p.groups
-            errors = self._links(p.groups, connect=False)
+            errors = self._firewall(p.groups) if self.hosts else self._links(p.groups, connect=False)
         elif p.action == "heal":
-            errors = self._links(self.partition, connect=True)
+            errors = self._firewall(()) if self.hosts else self._links(self.partition, connect=True)
             self.partition = ()
+        elif p.action == "loss":
+            for i in p.nodes:
+                try:
+                    self.hosts.loss(i, p.percent)
+                except HostsError as error:
+                    errors.append(f"node{i}: {error}")
         elif p.action in ("skew", "byzantine", "honest"):
             method, value = {"skew": ("harness_setClockOffset", p.seconds), "byzantine": ("harness_setByzantine", p.mode),
                              "honest": ("harness_setByzantine", None)}[p.action]
@@ -120,6 +146,23 @@ class Network:
         self.history.write("perturb", action=p.action, nodes=list(p.nodes), groups=[list(g) for g in p.groups],
                            errors=errors)
         self.say(f"  t={at:5.1f} s  {p.describe()}" + (f"  ({'; '.join(errors)})" if errors else ""))
+
+    def _datadir(self, index: int) -> DataDir:
+        return DataDir(Path(self.net.nodes[index]["datadir"]))
+
+    def _alive(self, index: int) -> bool:
+        process = self.net.restarted.get(index)
+        return process.poll() is None if process is not None else _running(self.net.nodes[index]["pid"])
+
+    def _after_full_disk(self, index: int) -> dict:
+        """How node `index` met its full disk, read when it is freed; a node that stopped is started again."""
+        if self._alive(index):
+            return {"node": index, "outcome": "kept running", "said": ""}
+        tail = Path(self.net.nodes[index]["log"]).read_text(errors="replace")[-4000:].splitlines()
+        said = next((line for line in reversed(tail) if line.startswith("error:")), tail[-1] if tail else "")
+        clean = said.startswith("error: the node stopped: the chain store could not write")
+        self.net.restart(index)
+        return {"node": index, "outcome": "stopped cleanly" if clean else "stopped otherwise", "said": said[:300]}
 
     def _bank_sent(self, index: int) -> None:
         try:
@@ -135,16 +178,23 @@ class Network:
         """SIGTERM and wait for the node to exit, as an operator's graceful restart does."""
         pid = self.net.nodes[index]["pid"]
         os.kill(pid, signal.SIGTERM)
-        process = self.net.restarted.get(index)
         deadline = time.monotonic() + STOP_SECONDS
         while time.monotonic() < deadline:
-            if process is not None:
-                if process.poll() is not None:
-                    return
-            elif not _running(pid):
+            if not self._alive(index):
                 return
             time.sleep(0.1)
         os.kill(pid, signal.SIGKILL)
+
+    def _firewall(self, groups: tuple[tuple[int, ...], ...]) -> list[str]:
+        """Each node's host drops the packets of every node outside its group (none: healed)."""
+        errors = []
+        for i in range(len(self.net.nodes)):
+            others = [o for g in groups if i not in g for o in g]
+            try:
+                self.hosts.partition(i, others)
+            except HostsError as error:
+                errors.append(f"node{i}: {error}")
+        return errors
 
     def _links(self, groups: tuple[tuple[int, ...], ...], connect: bool) -> list[str]:
         """Drop (or restore) every link between two groups, on both ends, over admin RPC. A node
@@ -210,19 +260,27 @@ def run(manifest: Manifest, directory: Path | None = None, say: Callable[[str], 
         say(f"setup: {manifest.nodes} {manifest.engine} nodes, {manifest.block_time} s blocks, in {root}")
         consensus = pow_consensus(list(manifest.hashrates), manifest.block_time) if manifest.engine == "pow" else None
         args = ("--harness",) + (("--hashrates", ",".join(map(str, manifest.hashrates))) if manifest.engine == "pow" else ())
+        if manifest.topology == "netns":
+            args += ("--netns", f"gn{secrets.token_hex(3)}")
         net = Localnet(root, manifest.engine, manifest.nodes, scored_genesis(manifest.engine), manifest.block_time,
                        consensus=consensus, localnet_args=args)
         net.setup()
+        if manifest.disk:
+            _give_disks(net, manifest.disk, cleanup, keep=directory is not None)
+        cleanup.callback(_delete_hosts, root)  # after the localnet stops (it removes them itself unless it failed)
         cleanup.callback(net.stop)
         say("start: waiting for every node to peer and produce …")
         net.start()
+        hosts = _hosts(root)
+        if hosts is not None:
+            say(f"  hosts: namespaces {hosts.namespace(0)}..{hosts.namespace(hosts.count - 1)} on {hosts.subnet}.0/24")
         genesis = Genesis.load(root / "genesis.json")
         Account.enable_unaudited_hdwallet_features()
         senders = [Account.from_mnemonic(TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{k}")
                    for k in range(1, manifest.senders + 1)]
         history = History(root / "history.jsonl")
         cleanup.callback(history.close)
-        network = Network(net, history, say, manifest.byzantine)
+        network = Network(net, history, say, manifest.byzantine, hosts)
         cleanup.callback(_resume_paused, network)
         load = Load(senders, genesis.chain_id, network.clients, manifest.rate, manifest.seed, history)
         say(f"load: {manifest.rate:g} transfers/s from {manifest.senders} senders for {manifest.duration:g} s; "
@@ -273,6 +331,8 @@ def _checks(network: Network, manifest: Manifest, genesis, senders, history: lis
             f"(bound {manifest.liveness:g} s)" if live.get("ok") else
             f"not every node reached one common head within {manifest.liveness:g} s of the last perturbation: "
             f"heads {live.get('heads')}, above {live.get('baseline')}")})
+    if network.disk_outcomes:
+        rows.append(checker.full_disk(network.disk_outcomes))
     modes = _modes(manifest)
     rows.append(checker.evidence(network.net.nodes, network.net.validators, honest, modes,
                                  [network.net.rpc(i, timeout=10)("admin_misbehaviour") for i in honest],
@@ -297,6 +357,29 @@ def _progress(network: Network, load: Load, started: float, stop: threading.Even
         say(f"  t={time.monotonic() - started:5.1f} s  heads {[heads[i] for i in sorted(heads)]}  "
             f"sent {load.counts['submitted']}, acknowledged {load.counts['acknowledged']}, "
             f"receipts {load.counts['receipts']}, failed {load.counts['failed']}")
+
+
+def _hosts(root: Path) -> Hosts | None:
+    """The hosts `gridnode localnet --netns` made, from its localnet.json."""
+    hosts = json.loads((root / "localnet.json").read_text()).get("hosts")
+    return Hosts.from_json(hosts) if hosts else None
+
+
+def _give_disks(net: Localnet, mib: int, cleanup, keep: bool) -> None:
+    """Each node's chain store on a tmpfs of `mib` MiB, unmounted when the run ends (after the
+    nodes stop: the stack unwinds in reverse), its files copied back first when the run is kept."""
+    reason = disk.why_not()
+    if reason:
+        raise RuntimeError(f"disk = {mib}: {reason}")
+    for i in range(net.count):
+        chaindata = DataDir(net.root / f"node{i}").chaindata
+        disk.give_own_disk(chaindata, mib)
+        cleanup.callback(disk.take_back, chaindata, keep)
+
+
+def _delete_hosts(root: Path) -> None:
+    if (root / "localnet.json").exists() and (hosts := _hosts(root)) is not None:
+        hosts.delete()
 
 
 def _resume_paused(network: Network) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cli.netns import why_not
 from cli.testnet.checker import evidence, table
 from cli.testnet.load import History
 from cli.testnet.manifest import ManifestError, Perturbation, load, parse, soak
@@ -30,6 +31,9 @@ def test_the_shipped_manifests_parse():
         if name in ("poa", "pow"):  # the 2|2 partition with load on both sides, and a graceful stop
             assert "stop" in actions
             assert any(p.groups[:2] and len(p.groups[0]) == len(p.groups[1]) == 2 for p in manifest.perturbations)
+    hosts = load(ROOT / "testnets" / "poa-netns.toml")  # the same faults as between real hosts
+    assert hosts.topology == "netns" and hosts.disk and {"partition", "heal", "loss", "kill", "byzantine", "fill",
+                                                         "free"} <= {p.action for p in hosts.perturbations}
 
 
 @pytest.mark.parametrize("data, reason", [
@@ -59,6 +63,17 @@ def test_the_shipped_manifests_parse():
     ({"perturb": [{"at": 1, "action": "skew", "nodes": [0], "seconds": 30}]}, "still node0 skewed"),
     ({"perturb": [{"at": 1, "action": "skew", "nodes": [0], "seconds": 7200}]}, "seconds: a number in -3600..3600"),
     ({"perturb": [{"at": 1, "action": "honest", "nodes": [2]}]}, "node2 is not byzantine"),
+    ({"topology": "vlan"}, "topology: one of loopback, netns"),
+    ({"perturb": [{"at": 1, "action": "loss", "nodes": [1], "percent": 20}]}, "packet loss needs topology = \"netns\""),
+    ({"topology": "netns", "perturb": [{"at": 1, "action": "loss", "nodes": [1], "percent": 20}]},
+     "still node1 losing packets"),
+    ({"topology": "netns", "perturb": [{"at": 1, "action": "loss", "nodes": [1], "percent": 120}]},
+     "percent: an integer in 0..100"),
+    ({"perturb": [{"at": 1, "action": "kill", "nodes": [2], "percent": 5}]}, "percent for loss"),
+    ({"perturb": [{"at": 1, "action": "fill", "nodes": [1]}]}, "fill needs disk = MiB"),
+    ({"disk": 8}, "at least 16 MiB"),
+    ({"disk": 32, "perturb": [{"at": 1, "action": "fill", "nodes": [1]}]}, "still node1 out of disk"),
+    ({"disk": 32, "perturb": [{"at": 1, "action": "free", "nodes": [1]}]}, "node1's disk is not full"),
     ({"perturb": [{"at": 1, "action": "kill", "nodes": [2], "mode": "equivocate"}]}, "mode for byzantine"),
     ({"perturb": [{"at": 1, "action": "byzantine", "nodes": [2], "mode": "withhold"},
                   {"at": 2, "action": "kill", "nodes": [2]}]}, "node2 is byzantine: end that first"),
@@ -93,6 +108,10 @@ def test_a_soak_timeline_is_its_seeds_and_ends_whole():
     assert [p.action for p in first.perturbations][-2:] == ["byzantine", "honest"]
     assert any(p.action == "skew" and p.seconds for p in first.perturbations)
     assert soak("pow", 2, 600, 7).byzantine == ()  # two nodes: no honest majority to judge by
+    hosts = soak("poa", 4, 600, 7, topology="netns")  # between hosts, packet loss is a fault too
+    losses = [p for p in hosts.perturbations if p.action == "loss"]
+    assert hosts.topology == "netns" and losses and all(0 <= p.percent <= 40 for p in losses)
+    assert all(p.action != "loss" for p in first.perturbations)
     with pytest.raises(ManifestError, match="60.."):
         soak("poa", 4, 10, 0)
 
@@ -146,14 +165,17 @@ def test_the_evidence_row_wants_every_mode_caught_and_nothing_against_the_honest
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["poa", "pow", "poeg", "posoc"])
+@pytest.mark.parametrize("engine", ["poa", "pow", "poeg", "posoc", "poa-netns"])
 def test_the_shipped_manifest_runs_with_every_invariant_holding(engine, tmp_path):
+    if engine.endswith("-netns") and (reason := why_not()):
+        pytest.skip(reason)
     result = subprocess.run([sys.executable, "-m", "cli.main", "testnet", "run", str(ROOT / "testnets" / f"{engine}.toml"),
                              "--dir", str(tmp_path / "net"), "--json"], capture_output=True, text=True, timeout=300)
     assert result.stdout, result.stderr[-3000:]
     report = json.loads(result.stdout)
     rows = {row["name"]: row for row in report["invariants"]}
-    assert set(rows) == {"safety", "acknowledged", "nonces", "conservation", "liveness", "evidence"}
+    assert set(rows) - {"full disk"} == {"safety", "acknowledged", "nonces", "conservation", "liveness", "evidence"}
+    assert ("full disk" in rows) == engine.endswith("-netns")  # its manifest fills a disk
     assert all(row["ok"] for row in rows.values()), checker_text(report)
     assert result.returncode == 0
     assert report["load"]["acknowledged"] > 50 and rows["acknowledged"]["lost"] == 0

@@ -37,6 +37,7 @@ def stream_transfers(url: str, senders, recipients, stop: threading.Event, sent:
 
 
 @pytest.mark.slow
+@pytest.mark.few_nodes
 def test_sigkill_at_random_instants_loses_nothing(node_factory, tmp_path):
     datadir = tmp_path / "crashy"
     rng = random.Random(20261121)

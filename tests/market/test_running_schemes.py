@@ -25,8 +25,9 @@ from wallet import ACCOUNTS, oracle_of, transact
 OPERATOR, SELLER = ACCOUNTS[0], ACCOUNTS[9]
 LOW, HIGH, SMALL = ACCOUNTS[10], ACCOUNTS[11], ACCOUNTS[12]
 LIMITS = {LOW.address: 4000, HIGH.address: 7000, SMALL.address: 2000}
-INCREMENT, EVERY, DURATION = 1000, 4, 14
-"""Wei and blocks: long enough for the bidding war of three bidders stepping by 1000 wei."""
+INCREMENT, EVERY, DURATION = 1000, 4, 24
+"""Wei and blocks: long enough for the bidding war of three bidders stepping by 1000 wei, each
+bid waiting a block for its receipt, even with a network of nodes taking the cores beside it."""
 ENERGY_WH = 500
 """What the seller's own auction sells: metered generation, minted as energy tokens."""
 
@@ -197,6 +198,7 @@ def _lines(path) -> list[dict]:
 
 
 @pytest.mark.slow
+@pytest.mark.few_nodes
 def test_the_operator_command_opens_counted_auctions_and_collects(devnet, tmp_path):
     operator, bidder = ACCOUNTS[13], MarketClient(devnet.url, ACCOUNTS[14].key)
     log = tmp_path / "operator.jsonl"
@@ -224,6 +226,7 @@ def test_the_operator_command_opens_counted_auctions_and_collects(devnet, tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.few_nodes
 def test_the_operator_command_stops_cleanly_on_sigterm_and_collects_after_a_restart(devnet, tmp_path):
     operator, bidder = ACCOUNTS[15], MarketClient(devnet.url, ACCOUNTS[16].key)
     first_log, second_log = tmp_path / "first.jsonl", tmp_path / "second.jsonl"

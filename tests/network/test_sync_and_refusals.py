@@ -29,6 +29,7 @@ pytestmark = pytest.mark.slow
 HISTORY = 5_000
 
 
+@pytest.mark.few_nodes
 def test_late_node_syncs_thousands_of_blocks_and_reports_progress(tmp_path):
     (ahead, late), _ = make_network(tmp_path, ["ahead", "late"], HISTORY)
     producer = NodeProcess(ahead.root, ADMIN_API).start()

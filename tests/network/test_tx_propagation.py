@@ -7,7 +7,7 @@ from eth_account import Account
 from helpers import ADMIN_API, DEV_KEYS
 from network.conftest import make_network, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.few_nodes]  # two nodes
 
 
 def test_transaction_heard_by_a_lonely_follower_still_gets_mined(tmp_path, node_factory):

@@ -196,6 +196,7 @@ def test_a_validator_imports_a_block_whatever_the_order_of_its_bids(chain, tmp_p
 
 
 @pytest.mark.slow
+@pytest.mark.few_nodes  # two devnets
 def test_the_bench_on_two_devnets_lands_every_bid_only_with_the_ordering_on():
     """bench/auction.py end to end: it starts `gridnode start` and `gridnode start
     --no-bid-ordering`, and 10 bidders bid at once on the same state, through eth_* only."""

@@ -314,6 +314,7 @@ while True:  # a side block stored and one pruned per head move, until killed
 
 
 @pytest.mark.slow
+@pytest.mark.few_nodes
 def test_kill_9_while_side_blocks_come_and_go_leaves_a_consistent_store(tmp_path):
     path = tmp_path / "churn"
     script = CHURN.format(tests=str(Path(__file__).parent), path=str(path))

@@ -283,6 +283,7 @@ def test_the_node_refuses_form_posts_unknown_hosts_and_admin_by_default(devnet):
 
 
 @pytest.mark.slow
+@pytest.mark.few_nodes
 def test_flags_enable_admin_and_cap_batches(node_factory):
     node = node_factory(None, "--http-api", "eth,net,admin", "--rpc-batch-response-max-size", "3000")
     assert raw_post(node.url, json.dumps(call("admin_nodeInfo")).encode())[1]["result"]["id"]
@@ -320,6 +321,7 @@ def test_any_body_gets_a_json_rpc_answer_and_the_node_keeps_answering(devnet, bo
 
 
 @pytest.mark.slow
+@pytest.mark.few_nodes
 def test_blocks_keep_coming_while_a_hostile_mix_runs(node_factory):
     """Block timestamps (chain data) over ~10 s of honest and hostile load."""
     node = node_factory(None, "--engine", "poa")
