@@ -12,6 +12,8 @@ client can read (JSON-RPC), so they hold any node to the same account:
 * conservation: the sum of every balance the run touched changes between two blocks only by the
   engine's documented rewards (PoA none; PoW the fixed reward plus r · s per block, s counted as
   `consensus.pow.rewarded_transactions` counts it); nothing is burned;
+* market (with `load.market`): every node holds the same double-auction book and last clearing,
+  and the auction's token balances are exactly its open orders' escrow;
 * liveness: measured by the runner after the last perturbation (see runner.py);
 * evidence: what the honest nodes hold against others (`admin_misbehaviour`: penalties given to
   peers, equivocations observed, missed turns) names byzantine nodes only, and each byzantine
@@ -198,6 +200,55 @@ def evidence(nodes: list[dict], producers: list[str], honest: list[int], modes: 
         evidence_text += f"; honest nodes slashed {silent_honest}× for a missed slot (silence, the engine's rule)"
     return {"name": "evidence", "ok": ok, "evidence": evidence_text, "held_against_honest": len(wrongly),
             "never_acted": idle, "honest_silent_slashes": silent_honest}
+
+
+def market(rpcs: list[Rpc], head: int, history: list[dict]) -> dict:
+    """The double auction at block `head` on every node: the same book (every order, its fill and
+    status) and the same last clearing; and its escrow exact: its fiat and energy token balances
+    are the escrow of its open bids and asks, to the base unit (what cleared was paid out)."""
+    from eth_abi import decode
+
+    from cli.testnet.calls import abi_call
+    from market.contracts.addresses import ENERGY_TOKEN, FIAT_TOKEN
+    from market.contracts.double_auction import DOUBLE_AUCTION, Status
+
+    tag = hex(head)
+    auction = DOUBLE_AUCTION.to_checksum()
+
+    def call(rpc: Rpc, to: str, data: bytes) -> bytes:
+        return bytes.fromhex(rpc("eth_call", {"to": to, "data": "0x" + data.hex()}, tag)[2:])
+
+    def book(rpc: Rpc) -> tuple:
+        (count,) = decode(["uint256"], call(rpc, auction, abi_call("orderCount()")))
+        orders = [decode(["address", "bool", "uint256", "uint256", "uint256", "uint256", "uint8", "uint256"],
+                         bytes.fromhex(reply[2:]))
+                  for reply in rpc.results([("eth_call", [{"to": auction, "data": "0x" + abi_call(
+                      "order(uint256)", k).hex()}, tag]) for k in range(count)])]
+        clearing = decode(["uint256"] * 4 + ["bool"], call(rpc, auction, abi_call("lastClearing()")))
+        return tuple(orders), clearing
+
+    books = [book(rpc) for rpc in rpcs]
+    orders, clearing = books[0]
+    if any(b != books[0] for b in books[1:]):
+        differ = [k for k, b in enumerate(books) if b != books[0]]
+        return {"name": "market", "ok": False, "evidence": f"nodes {differ} hold another book or clearing than "
+                f"the first at block {head}"}
+    held = [decode(["uint256"], call(rpcs[0], token.to_checksum(), abi_call("balanceOf(address)", auction)))[0]
+            for token in (FIAT_TOKEN, ENERGY_TOKEN)]
+    escrow = [sum(o[4] for o in orders if o[6] == Status.OPEN and o[1] == is_bid) for is_bid in (True, False)]
+    sent = {op["tx"]: op["kind"] for op in history if op["op"] == "submit"}
+    calls = [op for op in history if op["op"] == "receipt" and sent.get(op["tx"], "transfer") != "transfer"]
+    reverted = sum(1 for op in calls if op["status"] == 0)
+    ok = held == escrow
+    evidence = (f"{len(rpcs)} nodes hold one book at block {head}: {len(orders)} orders "
+                f"({sum(1 for o in orders if o[6] == Status.SETTLED)} cleared, "
+                f"{sum(1 for o in orders if o[7])} filled), last clearing interval {clearing[0]} at price "
+                f"{clearing[1]} for {clearing[2]} Wh; escrow held {held[0]} fiat, {held[1]} Wh = its open orders'; "
+                f"{len(calls)} market calls with a receipt, {reverted} reverted")
+    if not ok:
+        evidence = (f"the auction holds {held[0]} fiat and {held[1]} Wh at block {head}, its open orders' escrow "
+                    f"is {escrow[0]} fiat and {escrow[1]} Wh")
+    return {"name": "market", "ok": ok, "evidence": evidence}
 
 
 def full_disk(outcomes: list[dict]) -> dict:

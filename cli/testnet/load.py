@@ -1,7 +1,8 @@
-"""Load with a history (Jepsen's habit): signed transfers between devnet accounts, every
-operation written as a JSON line the checker reads afterwards.
+"""Load with a history (Jepsen's habit): signed transfers between devnet accounts and, with
+`load.market`, market calls (calls.py), every operation written as a JSON line the checker reads
+afterwards.
 
-    {"op": "submit",  "t": …, "tx": id, "sender": addr, "to": addr, "nonce": n, "value": v, "node": i}
+    {"op": "submit",  "t": …, "tx": id, "kind": k, "sender": addr, "to": addr, "nonce": n, "value": v, "node": i}
     {"op": "ack",     "t": …, "tx": id, "hash": "0x…"}                        the node took it
     {"op": "fail",    "t": …, "tx": id, "error": "…", "definite": bool}       refused (definite) or unknown
     {"op": "receipt", "t": …, "tx": id, "hash": …, "block": n, "blockHash": …, "index": k, "status": s, "node": i}
@@ -13,7 +14,6 @@ acknowledged transaction until seen. Rates are bounded and the generator stops b
 from __future__ import annotations
 
 import json
-import random
 import threading
 import time
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Callable
 
 from eth_account import Account
 
+from cli.testnet.calls import Workload
 from market.agents.meter_driver import Rpc, RpcError
 
 GAS_PRICE = 2 * 10**9
@@ -54,19 +55,19 @@ def read(path: Path) -> list[dict]:
 
 
 class Load:
-    def __init__(self, accounts: list, chain_id: int, rpcs: Callable[[], list[tuple[int, Rpc]]], rate: float,
-                 seed: int, history: History) -> None:
-        """`accounts`: eth-account LocalAccounts (the senders); `rpcs()`: the (index, client) of the
-        nodes up now."""
-        self.accounts = accounts
+    def __init__(self, work: Workload, chain_id: int, rpcs: Callable[[], list[tuple[int, Rpc]]], rate: float,
+                 history: History) -> None:
+        """`work` says who sends what next; `rpcs()`: the (index, client) of the nodes up now."""
+        self.work = work
         self.chain_id = chain_id
         self.rpcs = rpcs
         self.rate = rate
-        self.random = random.Random(seed)
         self.history = history
-        self.nonces: dict[str, int | None] = {a.address: None for a in accounts}
+        self.nonces: dict[str, int | None] = {a.address: None for a in work.accounts}
         self.pending: dict[int, str] = {}
-        """tx id → hash, acknowledged and without a receipt yet."""
+        """tx id → hash, without a receipt yet: acknowledged, or failed with an unknown outcome."""
+        self.unknown: set[int] = set()
+        """The ids in `pending` that were never acknowledged: looked for, not waited for."""
         self.counts = {"submitted": 0, "acknowledged": 0, "failed": 0, "receipts": 0}
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -80,26 +81,28 @@ class Load:
         deadline = time.monotonic() + seconds
         next_send = time.monotonic()
         while time.monotonic() < deadline and interval is not None:
-            account = self.accounts[self._next_id % len(self.accounts)]
-            self._send(account)
+            self._send(*self.work.next())
             next_send += interval
             time.sleep(max(0.0, min(next_send, deadline) - time.monotonic()))
         if interval is None:
             time.sleep(max(0.0, deadline - time.monotonic()))
 
     def settle(self, seconds: float) -> None:
-        """Wait up to `seconds` for receipts of what is still pending, then stop polling."""
+        """Wait up to `seconds` for the receipts of what was acknowledged, then stop polling. A
+        send with an unknown outcome is usually a transaction only a killed node had, replaced
+        since at its nonce: its receipt never comes, and waiting for it would only add the bound."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             with self._lock:
-                if not self.pending:
+                if set(self.pending) <= self.unknown:
                     break
             time.sleep(0.3)
         self._stop.set()
 
-    def _send(self, account) -> None:
+    def _send(self, account, call) -> None:
         live = self.rpcs()
         if not live:
+            self.work.requeue(account, call)
             return
         tx_id = self._next_id
         self._next_id += 1
@@ -109,13 +112,14 @@ class Load:
             if self.nonces[sender] is None:
                 self.nonces[sender] = int(rpc("eth_getTransactionCount", sender, "pending"), 16)
         except RpcError:
+            self.work.requeue(account, call)
             return
         nonce = self.nonces[sender]
-        to = self.random.choice([a.address for a in self.accounts if a.address != sender] or [sender])
-        value = self.random.randint(1, 10**6)
-        raw = Account.sign_transaction({"chainId": self.chain_id, "nonce": nonce, "to": to, "value": value,
-                                        "gas": 21_000, "gasPrice": GAS_PRICE}, account.key).raw_transaction
-        self.history.write("submit", tx=tx_id, sender=sender, to=to, nonce=nonce, value=value, node=index)
+        raw = Account.sign_transaction({"chainId": self.chain_id, "nonce": nonce, "to": call.to, "value": call.value,
+                                        "data": call.data, "gas": call.gas, "gasPrice": GAS_PRICE},
+                                       account.key).raw_transaction
+        self.history.write("submit", tx=tx_id, kind=call.kind, sender=sender, to=call.to, nonce=nonce,
+                           value=call.value, node=index)
         self.counts["submitted"] += 1
         try:
             tx_hash = rpc("eth_sendRawTransaction", "0x" + raw.hex())
@@ -125,9 +129,12 @@ class Load:
             self.history.write("fail", tx=tx_id, error=text[:300], definite=definite)
             self.counts["failed"] += 1
             self.nonces[sender] = None  # read it again from a live node before the next send
-            if not definite:
+            if definite:
+                self.work.requeue(account, call)
+            else:
                 with self._lock:
                     self.pending[tx_id] = "0x" + _hash_of(raw).hex()  # it may still land: look for it
+                    self.unknown.add(tx_id)
             return
         self.nonces[sender] = nonce + 1
         self.history.write("ack", tx=tx_id, hash=tx_hash)

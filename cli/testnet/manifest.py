@@ -13,6 +13,7 @@ invariants to check afterwards, in the manner of CometBFT's e2e manifests.
     [load]
     rate = 4                  # transfers per second, all senders together
     senders = 4               # devnet accounts #1..#senders send, to one another
+    market = 0.25             # share of the sends that are double-auction orders (calls.py); 0 none
 
     [[perturb]]
     at = 8                    # seconds after the load starts
@@ -104,6 +105,8 @@ class Manifest:
     topology: str = "loopback"
     disk: int = 0
     """MiB of disk for each node's chain store (0: the machine's disk, no fill)."""
+    market: float = 0.0
+    """The share of the load's sends that are market calls (calls.py)."""
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -150,7 +153,7 @@ def parse(data: dict, name: str = "testnet", source: Path | None = None) -> Mani
     disk = _int(data, "disk", 0, 0, 4096)
     if disk and disk < 16:
         raise ManifestError("disk: 0 (none) or at least 16 MiB, room for a chain store to start")
-    load_section = _section(data, "load", {"rate", "senders"})
+    load_section = _section(data, "load", {"rate", "senders", "market"})
     check = _section(data, "check", {"liveness", "confirmations"})
     perturbations = tuple(_perturbation(entry, k, nodes, duration, engine, topology, disk)
                           for k, entry in enumerate(data.get("perturb", [])))
@@ -162,7 +165,7 @@ def parse(data: dict, name: str = "testnet", source: Path | None = None) -> Mani
                     rate=_number(load_section, "load.rate", 4, 0, 1_000), senders=_int(load_section, "load.senders", 4, 1, 19),
                     perturbations=perturbations, liveness=_number(check, "check.liveness", 20, 1, 600),
                     confirmations=_int(check, "check.confirmations", 2, 0, 1_024), hashrates=tuple(hashrates),
-                    topology=topology, disk=disk, source=source)
+                    topology=topology, disk=disk, market=_number(load_section, "load.market", 0, 0, 1), source=source)
 
 
 def _perturbation(entry, k: int, nodes: int, duration: float, engine: str, topology: str, disk: int) -> Perturbation:
@@ -305,6 +308,8 @@ SOAK_GAP_SECONDS = (3.0, 10.0)
 """Quiet time between one fault's end and the next fault, drawn uniformly."""
 SOAK_SKEW_SECONDS = (-40.0, 40.0)
 SOAK_LOSS_PERCENT = (10, 40)
+SOAK_MARKET = 0.25
+"""A soak's load: a quarter of the sends are double-auction orders."""
 """Under netns, a soak's packet loss on one node, drawn uniformly."""
 SOAK_MODES = {"poa": ("equivocate", "withhold"), "pow": ("equivocate",),
               "poeg": ("equivocate", "withhold"), "posoc": ("equivocate", "withhold")}
@@ -375,6 +380,6 @@ def soak(engine: str, nodes: int, seconds: float, seed: int, rate: float = 4.0, 
     manifest = Manifest(name=f"soak-{engine}-{seed}", engine=engine, nodes=nodes, block_time=2 if engine == "pow" else 1,
                         duration=float(seconds), seed=seed, rate=rate, senders=min(4, 19),
                         perturbations=tuple(perturbations), hashrates=(50_000,) * nodes if engine == "pow" else (),
-                        topology=topology)
+                        topology=topology, market=SOAK_MARKET)
     _check_timeline(manifest.perturbations, nodes)
     return manifest

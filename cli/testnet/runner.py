@@ -23,9 +23,11 @@ from typing import Callable
 
 from cli.netns import Hosts, HostsError
 from cli.testnet import checker, disk
+from cli.testnet.calls import Workload, abi_call
 from cli.testnet.load import History, Load, read
 from cli.testnet.manifest import Manifest, Perturbation
 from market.agents.meter_driver import Rpc, RpcError
+from market.contracts.addresses import METERS
 from market.experiments.localnet import Localnet, live_run
 from node.datadir import DataDir
 
@@ -253,7 +255,7 @@ def run(manifest: Manifest, directory: Path | None = None, say: Callable[[str], 
 
     from cli.localnet import pow_consensus, scored_genesis
     from genesis.config import Genesis
-    from genesis.devnet import TEST_MNEMONIC
+    from genesis.devnet import DEVNET_ACCOUNTS, TEST_MNEMONIC
 
     started_run = time.monotonic()
     with live_run(directory, "gridnode-testnet-") as (root, cleanup):
@@ -276,14 +278,16 @@ def run(manifest: Manifest, directory: Path | None = None, say: Callable[[str], 
             say(f"  hosts: namespaces {hosts.namespace(0)}..{hosts.namespace(hosts.count - 1)} on {hosts.subnet}.0/24")
         genesis = Genesis.load(root / "genesis.json")
         Account.enable_unaudited_hdwallet_features()
-        senders = [Account.from_mnemonic(TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{k}")
-                   for k in range(1, manifest.senders + 1)]
+        senders, oracles = ([Account.from_mnemonic(TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{k + offset}")
+                             for k in range(1, manifest.senders + 1)] for offset in (0, DEVNET_ACCOUNTS - 1))
+        work = Workload(senders, oracles, manifest.market, manifest.seed, _meter_slot(net.rpc(0, timeout=10)))
         history = History(root / "history.jsonl")
         cleanup.callback(history.close)
         network = Network(net, history, say, manifest.byzantine, hosts)
         cleanup.callback(_resume_paused, network)
-        load = Load(senders, genesis.chain_id, network.clients, manifest.rate, manifest.seed, history)
-        say(f"load: {manifest.rate:g} transfers/s from {manifest.senders} senders for {manifest.duration:g} s; "
+        load = Load(work, genesis.chain_id, network.clients, manifest.rate, history)
+        market = f" ({manifest.market:.0%} of them double-auction orders)" if manifest.market else ""
+        say(f"load: {manifest.rate:g} transactions/s{market} from {manifest.senders} senders for {manifest.duration:g} s; "
             f"{len(manifest.perturbations)} perturbations; history in {root / 'history.jsonl'}")
         stop, healed, live = threading.Event(), threading.Event(), {}
         started = time.monotonic()
@@ -302,7 +306,7 @@ def run(manifest: Manifest, directory: Path | None = None, say: Callable[[str], 
         load.settle(RECEIPT_SECONDS)
         threads[1].join(manifest.liveness + 10)
         say("check:")
-        rows = _checks(network, manifest, genesis, senders, read(root / "history.jsonl"), live)
+        rows = _checks(network, manifest, genesis, work.accounts, read(root / "history.jsonl"), live)
         say(checker.table(rows))
         honest = network.net.rpc(network.honest()[0], timeout=30)
         stall = checker.longest_stall(honest, int(honest("eth_blockNumber"), 16))
@@ -325,6 +329,8 @@ def _checks(network: Network, manifest: Manifest, genesis, senders, history: lis
     rows.append(checker.nonces(rpcs[0], [s.address for s in senders], head))
     rows.append(checker.conservation(rpcs[0], genesis.create_engine(), [a.address.to_checksum() for a in genesis.accounts],
                                      head))
+    if manifest.market:
+        rows.append(checker.market(rpcs, head, history))
     if manifest.perturbations:
         rows.append({"name": "liveness", "ok": bool(live.get("ok")), "evidence": (
             f"every node at block {live['height']} (one hash) {live['seconds']} s after the last perturbation "
@@ -339,6 +345,12 @@ def _checks(network: Network, manifest: Manifest, genesis, senders, history: lis
                                  {i: network.sent(i) for i in modes},
                                  rpcs[0](f"grid_{manifest.engine}")["penalties"] if manifest.engine in SLASHING else []))
     return rows
+
+
+def _meter_slot(rpc) -> int:
+    """The Meters contract's current slot: the slot the load's oracles report."""
+    reply = rpc("eth_call", {"to": METERS.to_checksum(), "data": "0x" + abi_call("currentSlot()").hex()}, "latest")
+    return int(reply, 16)
 
 
 def _modes(manifest: Manifest) -> dict[int, set[str]]:

@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from eth_account import Account
+from eth_utils import function_signature_to_4byte_selector
 
 from cli.netns import why_not
+from cli.testnet.calls import Workload
 from cli.testnet.checker import evidence, table
 from cli.testnet.load import History
 from cli.testnet.manifest import ManifestError, Perturbation, load, parse, soak
@@ -116,6 +119,31 @@ def test_a_soak_timeline_is_its_seeds_and_ends_whole():
         soak("poa", 4, 10, 0)
 
 
+def test_the_market_load_reports_and_mints_first_approves_then_trades():
+    senders, oracles = [Account.create() for _ in range(2)], [Account.create() for _ in range(2)]
+    work = Workload(senders, oracles, market=1.0, seed=5, slot=7)
+    first = [work.next() for _ in range(4)]
+    assert [(a, c.kind) for a, c in first] == [(oracles[0], "reading"), (oracles[0], "mint"),
+                                               (oracles[1], "reading"), (oracles[1], "mint")]
+    then = [(a, c.kind) for a, c in (work.next() for _ in range(8))]
+    assert then[:4] == [(senders[0], "approve"), (senders[1], "approve")] * 2
+    assert {kind for _, kind in then[4:]} <= {"bid", "ask"} and work.accounts == oracles + senders
+    refused = work.next()
+    work.requeue(*refused)  # an order the node refused is not sent again; a setup call is
+    assert work.next() != refused
+    work.requeue(*first[0])
+    assert work.next() == first[0]
+    plain = Workload(senders, oracles, market=0.0, seed=5, slot=7)
+    assert {plain.next()[1].kind for _ in range(50)} == {"transfer"} and plain.accounts == senders
+    abis = {name: json.loads((ROOT / "market" / "contracts" / f"{name}.abi.json").read_text())
+            for name in ("meters", "energy_token", "erc20", "double_auction")}
+    selectors = {function_signature_to_4byte_selector(f"{e['name']}({','.join(i['type'] for i in e['inputs'])})")
+                 for abi in abis.values() for e in abi if e["type"] == "function"}
+    assert {call.data[:4] for _, call in first + [work.next() for _ in range(20)]} <= selectors  # the contracts' ABI
+    same = [Workload(senders, oracles, market=0.5, seed=9, slot=7) for _ in range(2)]
+    assert [same[0].next() for _ in range(40)] == [same[1].next() for _ in range(40)]  # the seed's sequence
+
+
 def test_the_table_says_pass_or_fail_with_the_evidence():
     text = table([{"name": "safety", "ok": True, "evidence": "identical"},
                   {"name": "acknowledged", "ok": False, "evidence": "node1 lacks 2"}])
@@ -174,7 +202,8 @@ def test_the_shipped_manifest_runs_with_every_invariant_holding(engine, tmp_path
     assert result.stdout, result.stderr[-3000:]
     report = json.loads(result.stdout)
     rows = {row["name"]: row for row in report["invariants"]}
-    assert set(rows) - {"full disk"} == {"safety", "acknowledged", "nonces", "conservation", "liveness", "evidence"}
+    assert set(rows) - {"full disk"} == {"safety", "acknowledged", "nonces", "conservation", "market", "liveness",
+                                         "evidence"}
     assert ("full disk" in rows) == engine.endswith("-netns")  # its manifest fills a disk
     assert all(row["ok"] for row in rows.values()), checker_text(report)
     assert result.returncode == 0
@@ -184,6 +213,8 @@ def test_the_shipped_manifest_runs_with_every_invariant_holding(engine, tmp_path
     assert "caught for" in rows["evidence"]["evidence"] and rows["evidence"]["held_against_honest"] == 0
     history = [json.loads(line) for line in (tmp_path / "net" / "history.jsonl").read_text().splitlines()]
     assert {op["op"] for op in history} >= {"submit", "ack", "receipt", "perturb"}
+    assert {op.get("kind") for op in history if op["op"] == "submit"} >= {"transfer", "reading", "mint", "bid", "ask"}
+    assert "cleared" in rows["market"]["evidence"]
 
 
 def checker_text(report: dict) -> str:
