@@ -12,7 +12,9 @@ detect, with the reason logged and recorded in their `admin_misbehaviour`:
   it costs the cheat nothing and comes every block time, whether or not it is the node's turn)
   → refused at the seal check;
 * wrong-turn: the node also seals, one block time after the parent, when the engine says it may
-  not (PoA: signed too recently; PoEG/PoSOC: another validator is the slot's producer) → refused;
+  not (PoA: signed too recently; PoEG/PoSOC: another validator is the slot's producer), and on a
+  turn it does hold, once a second before the turn comes (a scored engine's drawn producer holds
+  every turn of its slot, so otherwise a short run might see no wrong turn) → refused;
 * withhold: the node seals nothing when its turn comes, a silent producer → others take its
   turns (missed turns; PoEG and PoSOC slash it);
 * flood-invalid-tx: gossip FLOOD_BATCH transactions for another chain every second → the

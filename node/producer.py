@@ -107,6 +107,8 @@ class BlockProducer:
         """Set only on a node the fault harness started (node/byzantine.py)."""
         self._withheld = None
         """The parent whose child a withholding producer last let pass."""
+        self._early = None
+        """The parent on which a wrong-turn producer holding the turn last sealed too early."""
         self.bid_ordering = bid_ordering
         self.mempool = mempool
         self.signer = signer
@@ -138,6 +140,11 @@ class BlockProducer:
             eager = mode in EAGER and (when is None or when > earliest)
             if eager:
                 when = earliest  # byzantine: a turn that is not ours, taken as early as any could be
+            elif mode == "wrong-turn" and parent.hash != self._early:
+                # Byzantine, holding the turn (a scored engine's drawn producer holds its slot's):
+                # once on each parent, a block a second before the turn comes; then the lawful one.
+                self._early = parent.hash
+                eager, when = True, earliest - 1
             if when is None:
                 # Not this signer's turn at any time on this parent (it signed too recently):
                 # wait for the head to move, re-checking every block time.
@@ -152,8 +159,10 @@ class BlockProducer:
                     self.misbehaviour.sent()
                 await self._wait_for_head_change(self.chain.genesis.block_time)
                 continue
-            executed = build_block(self.chain, self.mempool, self.signer, max(when, int(self.chain.clock())),
-                                   self.bid_ordering)
+            # A wrong turn is stamped at the earliest time, not the late one a lagging node would
+            # stamp: late enough, it would be a scored engine's lawful fallback (found by testnets/poeg.toml).
+            timestamp = when if eager else max(when, int(self.chain.clock()))
+            executed = build_block(self.chain, self.mempool, self.signer, timestamp, self.bid_ordering)
             if mode in CORRUPTING:
                 await self._announce_bad(loop, executed.block, mode)
                 continue

@@ -121,7 +121,7 @@ def conservation(rpc: Rpc, engine, genesis_accounts: list[str], head: int) -> di
 DETECTED_BY = {
     "bad-state-root": "state root mismatch",
     "bad-seal": "sealed by|signature|insufficient work|seal",
-    "wrong-turn": "signed too recently|not the slot's producer|producer",
+    "wrong-turn": "signed too recently|before its parent's period ended|producer",
     "flood-invalid-tx": "invalid transactions",
     "lying-sync": "invalid block in sync",
 }

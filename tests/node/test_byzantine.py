@@ -9,7 +9,7 @@ import pytest
 
 from consensus.engine import Signer
 from genesis.config import Genesis
-from genesis.devnet import devnet_genesis_document
+from genesis.devnet import devnet_genesis_document, poeg_genesis_document
 from node.byzantine import Misbehaviour
 from node.chain import Chain, ImportStatus
 from node.evidence import EvidenceReporter
@@ -18,6 +18,7 @@ from node.producer import BlockProducer, produce_block
 from node.rpc.errors import RpcError
 from node.rpc.harness import HarnessApi
 from node.store import Store
+from scored_net import VALIDATORS
 from vm.blocks import Block, InvalidBlock
 
 A, B = Signer(b"\x0a" * 32), Signer(b"\x0b" * 32)
@@ -41,12 +42,12 @@ def pair(tmp_path):
         chain.store.close()
 
 
-def announced(chain: Chain, mode: str, count: int) -> list[Block]:
-    """Run A's producer in `mode` until it has announced `count` blocks."""
+def announced(chain: Chain, mode: str, count: int, signer: Signer = A) -> list[Block]:
+    """Run `signer`'s producer in `mode` until it has announced `count` blocks."""
     blocks: list[Block] = []
     misbehaviour = Misbehaviour()
     misbehaviour.set(mode)
-    producer = BlockProducer(chain, Mempool(chain.chain_id, chain.genesis.gas_limit), A, announce=blocks.append,
+    producer = BlockProducer(chain, Mempool(chain.chain_id, chain.genesis.gas_limit), signer, announce=blocks.append,
                              misbehaviour=misbehaviour)
 
     async def until_enough() -> None:
@@ -101,6 +102,43 @@ def test_a_block_out_of_turn_is_refused(pair):
     assert again.header.number == 2 and byzantine.head.number == 1
     with pytest.raises(InvalidBlock, match="signed too recently"):
         honest.import_block(again)
+
+
+def test_a_wrong_turn_under_a_scored_engine_is_refused_not_a_lawful_fallback(scored_pair):
+    """The chain's clock is far past its genesis: a block stamped now would be the order's
+    fallback, on time. A wrong turn is stamped at the first producer's earliest time instead."""
+    byzantine, honest = scored_pair
+    second = byzantine.engine.schedule(byzantine.state())[1]
+    [out_of_turn] = announced(byzantine, "wrong-turn", 1, signer_of(second))
+    assert out_of_turn.header.producer == second and byzantine.head.number == 0
+    with pytest.raises(InvalidBlock, match="wrong producer for the slot"):
+        honest.import_block(out_of_turn)
+
+
+def test_a_wrong_turn_by_the_drawn_producer_comes_a_second_early_then_its_lawful_block(scored_pair):
+    """A scored engine's drawn producer holds every turn of its slot: its wrong turn is one taken
+    before it came, once a parent; the block on time follows."""
+    byzantine, honest = scored_pair
+    first = byzantine.engine.schedule(byzantine.state())[0]
+    early, lawful, *_ = announced(byzantine, "wrong-turn", 2, signer_of(first))
+    assert early.header.number == lawful.header.number == 1 and early.header.timestamp < lawful.header.timestamp
+    with pytest.raises(InvalidBlock, match="may seal at .* wrong producer for the slot"):
+        honest.import_block(early)
+    assert honest.import_block(lawful) is ImportStatus.HEAD and byzantine.header_by_hash(lawful.hash) is not None
+
+
+@pytest.fixture
+def scored_pair(tmp_path):
+    """A byzantine PoEG validator's chain and an honest follower's (two validators, genesis at time 0)."""
+    genesis = Genesis.from_json(poeg_genesis_document([v.address for v in VALIDATORS[:2]], prosumers=2))
+    chains = [Chain(Store(str(tmp_path / name)), genesis, genesis.create_engine()) for name in ("byzantine", "honest")]
+    yield chains
+    for chain in chains:
+        chain.store.close()
+
+
+def signer_of(address) -> Signer:
+    return next(v for v in VALIDATORS if v.address == address)
 
 
 def test_a_withholding_producer_seals_nothing_and_counts_each_turn_it_lets_pass_once(pair):
