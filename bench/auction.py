@@ -41,14 +41,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import re
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,6 +54,7 @@ import aiohttp
 from eth_abi import decode, encode
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
+from nodes import Started, start_anvil, start_gridnode
 from transfers import MNEMONIC, Rpc, percentile
 
 HERE = Path(__file__).resolve().parent
@@ -125,60 +121,6 @@ def progress(text: str) -> None:
 def mnemonic_account(index: int):
     Account.enable_unaudited_hdwallet_features()
     return Account.from_mnemonic(MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
-
-
-# -- nodes this script starts -----------------------------------------------------------------
-class Started:
-    """A node process this script started: gridnode devnet or Anvil; stopped with its process group."""
-
-    def __init__(self, label: str, command: list[str], pattern: str, log_path: Path, url: str | None = None) -> None:
-        self.label, self.log_path = label, log_path
-        self.log = open(log_path, "w")
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-                                        cwd=HERE.parent,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            match = re.search(pattern, log_path.read_text())
-            if match:
-                self.url = url or match.group(1)
-                return
-            if self.process.poll() is not None:
-                raise SystemExit(f"{label} exited during start:\n{log_path.read_text()}")
-            time.sleep(0.1)
-        self.stop()
-        raise SystemExit(f"{label} did not start within 60 s:\n{log_path.read_text()}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self.log.close()
-
-
-def start_gridnode(root: Path, label: str, ordering: bool) -> Started:
-    datadir = root / label
-    command = [sys.executable, "-m", "cli.main", "start", "--datadir", str(datadir), "--rpc-port", "0", "--no-p2p"]
-    if not ordering:
-        command.append("--no-bid-ordering")
-    return Started(label, command, r"Started JSON-RPC server at (http://[\d.]+:\d+)/", root / f"{label}.log")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_anvil(root: Path, binary: str) -> Started:
-    port = free_port()
-    command = [binary, "--port", str(port), "--block-time", "1", "--accounts", "20", "--balance", "10000",
-               "--gas-limit", "60000000"]
-    return Started("anvil", command, r"Listening on", root / "anvil.log", f"http://127.0.0.1:{port}")
 
 
 # -- a chain seen through eth_* ---------------------------------------------------------------

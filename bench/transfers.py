@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import sys
 import time
 
@@ -37,6 +38,7 @@ def parse_args() -> argparse.Namespace:
                         help="transactions per JSON-RPC batch request (default 1: one HTTP request each)")
     parser.add_argument("--timeout", type=float, default=120, help="seconds to wait for all receipts (default 120)")
     parser.add_argument("--pid", type=int, help="node process id, to print its resident memory")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (for bench/compare.py) instead")
     return parser.parse_args()
 
 
@@ -102,13 +104,24 @@ async def main() -> int:
     connector = aiohttp.TCPConnector(limit=args.concurrency + 4)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
         rpc = Rpc(session, args.rpc)
-        print(f"node: {await rpc.call('web3_clientVersion')} at {args.rpc}")
+        client = await rpc.call('web3_clientVersion')
+        print(f"node: {client} at {args.rpc}", file=sys.stderr if args.json else sys.stdout)
         print(f"pre-signing {args.txs} transfers from {args.senders} senders ...", file=sys.stderr)
         signed = await presign(rpc, args)
         result = await measure(rpc, signed, args)
         latencies = result["latencies"]
         submit_seconds, wall, confirmed, failures = (result["submit_seconds"], result["seconds"],
                                                      result["confirmed"], result["failures"])
+        if args.json:
+            print(json.dumps({"client": client, "transactions": args.txs, "senders": args.senders,
+                              "concurrency": args.concurrency, "batch": args.batch,
+                              "submit_tps": args.txs / submit_seconds, "confirmed": confirmed,
+                              "confirmed_tps": confirmed / wall if confirmed else 0.0, "seconds": wall if confirmed else None,
+                              "p50": percentile(latencies, 50) if latencies else None,
+                              "p95": percentile(latencies, 95) if latencies else None,
+                              "max": max(latencies) if latencies else None, "failures": failures,
+                              "rss_mib": rss_mib(args.pid) if args.pid else None}))
+            return 0 if not failures and confirmed == args.txs else 1
         print(f"transactions:      {args.txs} ({args.senders} senders, concurrency {args.concurrency}, "
               f"batch {args.batch})")
         print(f"submitted:         {args.txs / submit_seconds:,.0f} tx/s ({submit_seconds:.2f} s)")

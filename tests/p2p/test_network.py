@@ -36,7 +36,7 @@ from libp2p.transport.tcp.tcp import TCP
 from libp2p.utils import encode_varint_prefixed
 
 from node.p2p.port import ChainStatus, ImportResult, Outcome
-from node.p2p.service import NetworkError, P2PConfig, P2PService
+from node.p2p.service import MAX_OUTBOX, NetworkError, P2PConfig, P2PService
 from node.p2p.wire import (
     MAX_GOSSIP_MESSAGE,
     SYNC_PROTOCOL,
@@ -385,6 +385,22 @@ def test_gossiped_transactions_and_blocks_pass_the_validators_and_reach_every_no
     assert c.chain.wait_for(lambda chain: chain.head == 1)
     print(f"block gossip a -> b -> c: {1000 * (time.monotonic() - sent):.1f} ms")
     assert b.chain.canonical == c.chain.canonical == a.chain.canonical
+
+
+def test_a_burst_of_transactions_crosses_to_the_network_thread_once_and_the_outbox_is_bounded(network,
+                                                                                               monkeypatch):
+    a = network()
+    crossings = []
+    monkeypatch.setattr(a.service, "_submit", lambda fn, data: crossings.append(fn) or True)  # never drained
+    assert all(a.service.publish_transaction(b"tx-%d" % k) for k in range(MAX_OUTBOX))
+    assert len(crossings) == 1  # the first schedules the crossing; the rest ride along
+    assert not a.service.publish_transaction(b"one too many")  # the pool's re-announcement sends it later
+    monkeypatch.undo()
+    sent = []
+    monkeypatch.setattr(a.service._network.gossip, "enqueue_transaction", sent.append)
+    crossings[0](a.service._network)
+    assert sent == [b"tx-%d" % k for k in range(MAX_OUTBOX)]  # in the order admitted
+    assert a.service.publish_transaction(b"after")  # the outbox is empty again
 
 
 def test_invalid_gossip_is_not_relayed_and_a_repeat_offender_is_banned(network, logs):
