@@ -42,19 +42,30 @@ def safety(rpcs: list[Rpc], confirmations: int) -> dict:
 
 
 def acknowledged(rpcs: list[Rpc], history: list[dict]) -> dict:
-    seen = {}
+    """Every transaction whose receipt the load saw is on every node, with the same status. One
+    is not lost when a node holds, in its place, another transaction the load itself signed with
+    the same sender and nonce: the load re-reads its nonce from a live node after a failure, a
+    node that had not seen the first one yet, and once a reorg drops the block the receipt came
+    from, only one of the two can be mined."""
+    seen, signed, slot_of, ids = {}, defaultdict(set), {}, {}
     for op in history:
-        if op["op"] == "receipt":
+        if op["op"] == "submit":
+            ids[op["tx"]] = (op["sender"].lower(), op["nonce"])
+        elif op["op"] == "ack":
+            signed[ids[op["tx"]]].add(op["hash"])
+        elif op["op"] == "receipt":
             seen[op["hash"]] = op
-    missing, wrong, moved = defaultdict(list), [], 0
+            slot_of[op["hash"]] = ids.get(op["tx"])
+            signed[ids.get(op["tx"])].add(op["hash"])
+    missing, wrong, moved, replaced = defaultdict(list), [], 0, defaultdict(list)
     hashes = sorted(seen)
     for k, rpc in enumerate(rpcs):
         for start in range(0, len(hashes), 500):
             chunk = hashes[start:start + 500]
-            for tx_hash, reply in zip(chunk, rpc.batch([("eth_getTransactionReceipt", [h]) for h in chunk])):
-                receipt = reply.get("result")
+            for tx_hash, receipt in zip(chunk, _receipts(rpc, chunk)):
                 if not receipt:
-                    missing[k].append(tx_hash)
+                    rivals = sorted(signed[slot_of[tx_hash]] - {tx_hash})
+                    (replaced if any(_receipts(rpc, rivals)) else missing)[k].append(tx_hash)
                     continue
                 if int(receipt["status"], 16) != seen[tx_hash]["status"]:
                     wrong.append((k, tx_hash))
@@ -63,10 +74,19 @@ def acknowledged(rpcs: list[Rpc], history: list[dict]) -> dict:
     ok = not missing and not wrong
     evidence = (f"{len(seen)} transactions with a receipt seen, all on all {len(rpcs)} nodes with the same status"
                 f"; {moved} moved to another block by a reorg")
+    if replaced:
+        evidence += (f"; {max(len(v) for v in replaced.values())} dropped by a reorg and replaced by the load's own "
+                     f"transaction with the same nonce (e.g. {next(iter(replaced.values()))[0]})")
     if not ok:
         evidence = "; ".join([f"node{k} lacks {len(v)} (e.g. {v[0]})" for k, v in sorted(missing.items())]
-                             + [f"{len(wrong)} with another status (e.g. node{wrong[0][0]} {wrong[0][1]})"] * bool(wrong))
-    return {"name": "acknowledged", "ok": ok, "evidence": evidence, "lost": sum(len(v) for v in missing.values())}
+                             + [f"{len(wrong)} with another status (e.g. node{k} {h})" for k, h in wrong[:1]])
+    return {"name": "acknowledged", "ok": ok, "evidence": evidence, "lost": sum(len(v) for v in missing.values()),
+            "replaced": max((len(v) for v in replaced.values()), default=0)}
+
+
+def _receipts(rpc: Rpc, hashes: list[str]) -> list[dict | None]:
+    return [reply.get("result") for reply in rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])] \
+        if hashes else []
 
 
 def nonces(rpc: Rpc, senders: list[str], head: int) -> dict:

@@ -14,7 +14,7 @@ from eth_utils import function_signature_to_4byte_selector
 
 from cli.netns import why_not
 from cli.testnet.calls import Workload
-from cli.testnet.checker import evidence, table
+from cli.testnet.checker import acknowledged, evidence, table
 from cli.testnet.load import History
 from cli.testnet.manifest import ManifestError, Perturbation, load, parse, soak
 from cli.testnet.runner import Network
@@ -158,6 +158,41 @@ def report(penalties=(), equivocations=(), missed=None) -> dict:
     return {"penalties": [{"peer": peer, "reason": reason} for peer, reason in penalties],
             "equivocations": [{"producer": producer, "number": 5} for producer in equivocations],
             "missedTurns": missed or {}}
+
+
+class ReceiptsOf:
+    """A node's RPC that knows the receipts of `known` (status 1, in block 0xb)."""
+
+    def __init__(self, known) -> None:
+        self.known = set(known)
+
+    def batch(self, calls):
+        return [{"result": {"status": "0x1", "blockHash": "0xb"} if params[0] in self.known else None}
+                for _, params in calls]
+
+
+def sent(tx: int, tx_hash: str, nonce: int, receipt: bool = True) -> list[dict]:
+    """The history of one transfer the load signed, acknowledged and (by default) saw mined."""
+    return ([{"op": "submit", "tx": tx, "sender": "0xS", "nonce": nonce}, {"op": "ack", "tx": tx, "hash": tx_hash}]
+            + [{"op": "receipt", "tx": tx, "hash": tx_hash, "status": 1, "blockHash": "0xb"}] * receipt)
+
+
+def test_the_acknowledged_row_names_the_node_lacking_a_receipt_a_client_saw():
+    history = sent(1, "0x1", 0) + sent(2, "0x2", 1)
+    row = acknowledged([ReceiptsOf({"0x1", "0x2"}), ReceiptsOf({"0x1", "0x2"})], history)
+    assert row["ok"] and row["lost"] == 0
+    row = acknowledged([ReceiptsOf({"0x1", "0x2"}), ReceiptsOf({"0x1"})], history)  # once, a crash: no status differs
+    assert not row["ok"] and row["lost"] == 1 and row["evidence"] == "node1 lacks 1 (e.g. 0x2)"
+
+
+def test_a_receipt_dropped_by_a_reorg_for_the_loads_own_transaction_with_that_nonce_is_not_lost():
+    # 0x2 was seen mined in a block a reorg dropped; the load had signed 0x3 with the same nonce
+    # (read from a node that had not seen 0x2), and 0x3 is what the chain kept
+    history = sent(1, "0x1", 0) + sent(2, "0x2", 1) + sent(3, "0x3", 1, receipt=False)
+    row = acknowledged([ReceiptsOf({"0x1", "0x3"})], history)
+    assert row["ok"] and row["lost"] == 0 and row["replaced"] == 1 and "replaced by the load's own" in row["evidence"]
+    row = acknowledged([ReceiptsOf({"0x1"})], history)  # neither: lost
+    assert not row["ok"] and row["lost"] == 1
 
 
 def test_the_evidence_row_wants_every_mode_caught_and_nothing_against_the_honest():
