@@ -38,12 +38,13 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def measure(node: Started, args: argparse.Namespace) -> dict:
-    """bench/transfers.py against `node`, in its own process, with its --json report."""
+def measure(node: Started, args: argparse.Namespace, pid: int | None = None) -> dict:
+    """bench/transfers.py against `node`, in its own process, with its --json report (RSS of
+    `pid`, by default the node's own process)."""
     print(f"{node.label}: {args.txs} transfers at {node.url} …", file=sys.stderr, flush=True)
     done = subprocess.run([sys.executable, str(HERE / "transfers.py"), "--rpc", node.url, "--txs", str(args.txs),
                            "--senders", str(args.senders), "--concurrency", str(args.concurrency),
-                           "--timeout", str(args.timeout), "--pid", str(node.pid), "--json"],
+                           "--timeout", str(args.timeout), "--pid", str(pid or node.pid), "--json"],
                           capture_output=True, text=True, timeout=args.timeout + 300)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if not lines:
@@ -56,8 +57,9 @@ def measure(node: Started, args: argparse.Namespace) -> dict:
     return result
 
 
-def table(rows: list[dict]) -> str:
-    reference = next((r for r in rows if r["label"] == "anvil"), None)
+def table(rows: list[dict], reference_label: str = "anvil") -> str:
+    """The rows as aligned text, each figure with its ratio to the reference row's."""
+    reference = next((r for r in rows if r["label"] == reference_label), None)
     header = ["node"] + [title for _, title, _ in COLUMNS] + ["lost"]
     lines = [header]
     for row in rows:
@@ -73,7 +75,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in lines)
 
 
-def chart(rows: list[dict], path: Path) -> None:
+def chart(rows: list[dict], path: Path, reference_label: str = "anvil") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -83,7 +85,7 @@ def chart(rows: list[dict], path: Path) -> None:
     labels = [r["label"] for r in rows]
     for ax, (key, title) in zip(axes, [("confirmed_tps", "confirmed transfers/s"), ("submit_tps", "submitted/s"),
                                        ("p95", "p95 submit→receipt (ms)")]):
-        ax.bar(labels, [r.get(key) or 0 for r in rows], color=["#2a7" if lbl != "anvil" else "#888" for lbl in labels])
+        ax.bar(labels, [r.get(key) or 0 for r in rows], color=["#888" if lbl == reference_label else "#2a7" for lbl in labels])
         ax.set_title(title)
     figure.suptitle(f"{rows[0]['transactions']} transfers, {rows[0]['senders']} senders, "
                     f"{rows[0]['concurrency']} in flight, 1 s blocks")

@@ -2,6 +2,7 @@
 group, its output in a log, its RPC URL read from that log."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -59,6 +60,17 @@ def start_gridnode(root: Path, label: str, ordering: bool = True, p2p: bool = Fa
     return Started(label, command, r"Started JSON-RPC server at (http://[\d.]+:\d+)/", root / f"{label}.log")
 
 
+def rss_mib(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -90,3 +102,15 @@ def find_anvil() -> str | None:
         if path.exists():
             return str(path)
     return None
+
+
+def start_localnet(root: Path, nodes: int) -> tuple[Started, list[dict]]:
+    """`gridnode localnet --nodes N` (PoA, every node a signer, 1 s blocks) in its own process
+    group; returns it and localnet.json's nodes (pid, rpc, …)."""
+    directory = root / f"localnet{nodes}"
+    command = [sys.executable, "-m", "cli.main", "localnet", "--nodes", str(nodes), "--dir", str(directory)]
+    started = Started(f"{nodes} node{'s' if nodes > 1 else ''}", command, r"(Ctrl-C stops them all)",
+                      root / f"localnet{nodes}.log", url="")
+    members = json.loads((directory / "localnet.json").read_text())["nodes"]
+    started.url = members[0]["rpc"]
+    return started, members

@@ -24,6 +24,7 @@ import time
 import aiohttp
 from eth_account import Account
 from eth_utils import to_checksum_address
+from nodes import rss_mib
 
 MNEMONIC = "test test test test test test test test test test test junk"
 
@@ -63,17 +64,6 @@ class Rpc:
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
-
-
-def rss_mib(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
 
 
 async def presign(rpc: Rpc, args) -> list[tuple[str, str]]:

@@ -7,6 +7,8 @@ import errno
 import secrets
 from pathlib import Path
 
+import uvloop
+
 from cli.errors import CommandError
 from consensus.engine import SealOptions, Signer
 from genesis.config import Genesis, GenesisError
@@ -266,7 +268,8 @@ def run_start(args: argparse.Namespace) -> int:
             print(f"Data dir: {datadir.root.resolve()}   Ctrl-C to stop.", flush=True)
 
         try:
-            asyncio.run(node.run(on_ready=announce))
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # libuv: less per request
+                runner.run(node.run(on_ready=announce))
         except StoreUnwritable as exc:
             raise CommandError(f"the node stopped: {exc}. Free space or make the data dir writable and start it "
                                f"again: it resumes from block #{chain.head.number}, its last commit") from None

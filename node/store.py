@@ -24,6 +24,7 @@ from typing import Callable, Iterator
 import plyvel
 import rlp
 
+from vm import codec
 from vm.blocks import Header, Receipt
 from vm.types import Hash32
 
@@ -186,14 +187,14 @@ def _side_key(number: int, block_hash: bytes) -> bytes:
 def put_execution(batch, block_hash: bytes, receipts: list[Receipt],
                   undo: list[tuple[bytes, bytes | None]]) -> None:
     """What running the block produced: receipts, and the state before it (for reorgs)."""
-    batch.put(RECEIPTS + block_hash, rlp.encode([receipt.encode() for receipt in receipts]))
-    batch.put(UNDO + block_hash, rlp.encode([[key, [] if prev is None else [prev]] for key, prev in undo]))
+    batch.put(RECEIPTS + block_hash, codec.encode([receipt.encode() for receipt in receipts]))
+    batch.put(UNDO + block_hash, codec.encode([[key, [] if prev is None else [prev]] for key, prev in undo]))
 
 
 def set_canonical(batch, number: int, block_hash: bytes, tx_hashes: list[bytes]) -> None:
     batch.put(CANONICAL + number.to_bytes(8, "big"), block_hash)
     for index, tx_hash in enumerate(tx_hashes):
-        batch.put(TX_LOCATION + tx_hash, rlp.encode([block_hash, index]))
+        batch.put(TX_LOCATION + tx_hash, codec.encode([block_hash, index]))
 
 
 def unset_canonical(batch, number: int, tx_hashes: list[bytes]) -> None:

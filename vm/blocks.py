@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-import rlp
 from eth_bloom import BloomFilter
 
 from vm import codec
@@ -45,7 +44,7 @@ class Header:
                 self.gas_used, self.base_fee, self.difficulty, self.extra_data]
 
     def encode(self) -> bytes:
-        return rlp.encode(self._fields() + [self.seal])
+        return codec.encode(self._fields() + [self.seal])
 
     @property
     def hash(self) -> Hash32:
@@ -54,7 +53,7 @@ class Header:
     @property
     def seal_hash(self) -> Hash32:
         """Hash of everything but the seal: what a PoA signer signs and PoW grinds on."""
-        return _cached(self, "_seal_hash", lambda: keccak256(rlp.encode(self._fields())))
+        return _cached(self, "_seal_hash", lambda: keccak256(codec.encode(self._fields())))
 
     def with_seal(self, seal: bytes) -> "Header":
         return replace(self, seal=seal)
@@ -123,7 +122,7 @@ class Receipt:
 
     def encode(self) -> bytes:
         """Ethereum's typed receipt encoding plus the fields JSON-RPC reports."""
-        return rlp.encode([self.tx_type, int(self.succeeded), self.cumulative_gas_used, self.gas_used,
+        return codec.encode([self.tx_type, int(self.succeeded), self.cumulative_gas_used, self.gas_used,
                            self.effective_gas_price, [log.to_rlp() for log in self.logs], self.bloom])
 
     @classmethod
@@ -170,11 +169,11 @@ class Block:
         return self.header.hash
 
     def encode_body(self) -> bytes:
-        return rlp.encode([tx.raw for tx in self.transactions])
+        return codec.encode([tx.raw for tx in self.transactions])
 
     def encode(self) -> bytes:
         """The wire form: RLP of [header, [raw transactions]]."""
-        return rlp.encode([self.header.encode(), [tx.raw for tx in self.transactions]])
+        return codec.encode([self.header.encode(), [tx.raw for tx in self.transactions]])
 
 
 def parse_block(data: bytes) -> tuple[Header, tuple[bytes, ...]]:

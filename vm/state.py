@@ -11,6 +11,7 @@ from typing import Protocol
 
 import rlp
 
+from vm import codec
 from vm.types import Address
 
 _MISSING = object()
@@ -28,7 +29,7 @@ class Account:
     balance: int = 0
 
     def encode(self) -> bytes:
-        return rlp.encode([self.nonce, self.balance])
+        return codec.encode([self.nonce, self.balance])
 
     @classmethod
     def decode(cls, data: bytes) -> "Account":

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import rlp
 
 from vm import codec
 from vm.crypto import InvalidSignature, keccak256, recover_address, sign
@@ -129,8 +128,8 @@ def sign_legacy(chain_id: int, nonce: int, gas_price: int, gas: int, to: Address
     """A signed EIP-155 legacy envelope: for transactions a node makes itself (an engine's
     settlement), which wallets would otherwise sign."""
     fields = [nonce, gas_price, gas, bytes(to), value, data]
-    y_parity, r, s = sign(keccak256(rlp.encode(fields + [chain_id, 0, 0])), private_key)
-    return rlp.encode(fields + [chain_id * 2 + 35 + y_parity, r, s])
+    y_parity, r, s = sign(keccak256(codec.encode(fields + [chain_id, 0, 0])), private_key)
+    return codec.encode(fields + [chain_id * 2 + 35 + y_parity, r, s])
 
 
 def _parse_legacy(raw: bytes) -> _Envelope:
@@ -145,7 +144,7 @@ def _parse_legacy(raw: bytes) -> _Envelope:
         raise InvalidTransaction("invalid sender: invalid v value")
     chain_id, y_parity = (v - 35) // 2, (v - 35) % 2
     return _Envelope((LEGACY, chain_id, nonce, gas_price, gas_price, gas, to, value, data, (), v, r, s),
-                     rlp.encode(items[:6] + [chain_id, 0, 0]), y_parity)
+                     codec.encode(items[:6] + [chain_id, 0, 0]), y_parity)
 
 
 def _parse_typed(raw: bytes, tx_type: int) -> _Envelope:
@@ -164,4 +163,4 @@ def _parse_typed(raw: bytes, tx_type: int) -> _Envelope:
     access_list = _access_list(rest[4])
     y_parity, r, s = codec.uint(rest[5], "yParity"), codec.uint(rest[6], "r"), codec.uint(rest[7], "s")
     return _Envelope((tx_type, chain_id, nonce, tip, fee_cap, gas, to, value, data, access_list, y_parity, r, s),
-                     bytes([tx_type]) + rlp.encode(items[:-3]), y_parity)
+                     bytes([tx_type]) + codec.encode(items[:-3]), y_parity)

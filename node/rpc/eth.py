@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import rlp
 from eth_bloom import BloomFilter
 
 from node.chain import Chain
@@ -17,7 +16,7 @@ from node.rpc import params
 from node.rpc.budget import check_budget
 from node.rpc.errors import EXECUTION_REVERTED, SERVER_ERROR, RpcError, invalid_params
 from node.rpc.params import LogFilter
-from vm import gas
+from vm import codec, gas
 from vm.blocks import Header, Log
 from vm.constants import HISTORY_BLOCKS
 from vm.environment import BlockEnvironment
@@ -288,7 +287,7 @@ class EthApi:
             return None
         txs = self.chain.transactions(header.hash)
         result = fmt.header_json(header, self.chain.store.total_weight(header.hash),
-                                 fmt.block_size(header, rlp.encode([tx.raw for tx in txs])))
+                                 fmt.block_size(header, codec.encode([tx.raw for tx in txs])))
         result["transactions"] = ([fmt.transaction_json(tx, header, i) for i, tx in enumerate(txs)] if full
                                   else [fmt.hexbytes(tx.hash) for tx in txs])
         return result

@@ -43,6 +43,8 @@ MAX_BATCH_RESPONSE_BYTES = 25_000_000
 """Bytes of all answers of one batch: geth's `--rpc.batch-response-max-size` default. Calls past
 it get a "response too large" error instead of a result (a 151 kB batch of full blocks once
 produced 261 MB)."""
+BATCH_PIECE_BYTES = 64 * 1024
+"""A batch's answers go out in pieces of about this size (one write each, not one per answer)."""
 MAX_RESPONSE_BYTES = 25_000_000
 """Bytes of the answer to one call, batched or not: no single answer may be larger than a
 whole batch's. geth has no separate cap; its batch cap bounds a call inside a batch alike."""
@@ -203,25 +205,28 @@ class JsonRpcServer:
             return work(*args)
 
     async def _run_batch(self, request: web.Request, batch: list, client: str) -> web.StreamResponse:
-        """Answer a batch as a stream, each answer written as soon as its call ran: the node holds
-        one answer at a time, not the whole batch's (up to 25 MB, twice over while joining)."""
+        """Answer a batch in pieces of about BATCH_PIECE_BYTES: a small batch as one ordinary
+        reply, a large one as a stream, so the node holds one piece at a time, not the whole
+        batch's answers (up to 25 MB, twice over while joining)."""
         if not batch:
             return _reply(_encode(_error(None, RpcError(INVALID_REQUEST, "empty batch"))))
         if len(batch) > self.config.batch_items:
             return _reply(_encode(_error(None, RpcError(
                 INVALID_REQUEST, f"batch too large: {len(batch)} requests, limit {self.config.batch_items}"))))
-        response = None
+        response, piece, size = None, [], 0
         async for answer in self._batch_answers(batch, client):
-            if response is None:
-                response = web.StreamResponse(headers={"Content-Type": "application/json"})
-                await response.prepare(request)
-                await response.write(b"[")
-            else:
-                await response.write(b",")
-            await response.write(answer)
+            piece.append(answer)
+            size += len(answer) + 1
+            if size >= BATCH_PIECE_BYTES:
+                opening = b"[" if response is None else b","
+                if response is None:
+                    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+                    await response.prepare(request)
+                await response.write(opening + b",".join(piece))
+                piece, size = [], 0
         if response is None:
-            return web.Response(status=204)  # only notifications
-        await response.write_eof(b"]")
+            return _reply(b"[" + b",".join(piece) + b"]") if piece else web.Response(status=204)  # 204: notifications
+        await response.write_eof((b"," + b",".join(piece) if piece else b"") + b"]")
         return response
 
     async def _batch_answers(self, batch: list, client: str):

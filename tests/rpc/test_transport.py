@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from cli.main import restore_process_limits
 from node.rpc.budget import check_budget
 from node.rpc.errors import INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, SERVER_ERROR
-from node.rpc.server import (MAX_JSON_CONTAINERS, MAX_JSON_DEPTH, RESPONSE_TOO_LARGE, JsonRpcServer, RpcConfig,
+from node.rpc.server import (BATCH_PIECE_BYTES, MAX_JSON_CONTAINERS, MAX_JSON_DEPTH, RESPONSE_TOO_LARGE, JsonRpcServer, RpcConfig,
                              collect_methods)
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "hostile_rpc.py"
@@ -132,6 +132,26 @@ def test_a_batch_past_its_byte_cap_gets_errors_for_the_rest():
     for reply in replies[2:]:
         assert reply["error"]["code"] == RESPONSE_TOO_LARGE and "response too large" in reply["error"]["message"]
     assert len(json.dumps(replies)) < 1000 + 10 * 200
+
+
+def test_a_small_batch_is_one_reply_and_a_large_one_streams_in_pieces_in_order():
+    small = [call("eth_echo", i, request_id=i) for i in range(5)]
+    large = [call("eth_blob", 10_000, request_id=i) for i in range(3 * BATCH_PIECE_BYTES // 10_000)]
+
+    async def test(client, api):
+        answers = []
+        for batch in (small, large):
+            response = await client.post("/", data=json.dumps(batch).encode(),
+                                         headers={"Content-Type": "application/json"})
+            answers.append((response.headers.get("Content-Length"), response.headers.get("Transfer-Encoding"),
+                            json.loads(await response.read())))
+        return answers
+
+    (small_length, small_encoding, small_replies), (_, large_encoding, large_replies) = serve(test)
+    assert small_length is not None and small_encoding is None  # one write, with its length
+    assert [r["result"] for r in small_replies] == list(range(5))
+    assert large_encoding == "chunked"  # streamed: the node never held the whole batch's answers
+    assert [r["id"] for r in large_replies] == list(range(len(large))) and large_replies[-1]["result"] == "x" * 10_000
 
 
 def test_one_answer_over_its_cap_is_an_error_and_the_next_call_is_served():

@@ -323,3 +323,20 @@ def test_wire_messages_round_trip(status, items):
     assert decode_status(encode_status(status)) == status
     assert decode_items(encode_items(items), 128) == items
     assert decode_transaction_batch(encode_transaction_batch(items)) == items
+
+
+ENCODABLE = st.recursive(st.binary(max_size=80) | st.integers(min_value=0, max_value=2**256 - 1),
+                         lambda children: st.lists(children, max_size=6) | st.tuples(children, children), max_leaves=30)
+
+
+@given(ENCODABLE)
+def test_the_fast_encoder_gives_pyrlps_bytes_and_decodes_back(item):
+    encoded = codec.encode(item)
+    assert encoded == rlp.encode(item)
+    assert codec.encode(codec.decode(encoded)) == encoded  # canonical both ways
+
+
+def test_the_fast_encoder_refuses_what_rlp_cannot_hold():
+    for item, error in ((-1, ValueError), ("text", TypeError), ([1.5], TypeError)):
+        with pytest.raises(error):
+            codec.encode(item)
