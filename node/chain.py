@@ -195,6 +195,15 @@ class Chain:
             self._bodies.put(block_hash, txs)
         return txs
 
+    def transaction_hashes(self, block_hash: bytes) -> list[Hash32] | None:
+        """A stored block's transaction hashes, without decoding its transactions (no sender
+        recovery): what eth_getLogs needs of a block, for every block of its range."""
+        txs = self._bodies.get(block_hash)
+        if txs is not None:
+            return [tx.hash for tx in txs]
+        raws = self.store.body(block_hash)
+        return None if raws is None else [keccak256(raw) for raw in raws]
+
     def transaction_from_raw(self, raw: bytes) -> Transaction:
         """Decode, reusing a transaction the pool admitted so its sender is recovered once.
         What is decoded here is not cached: a rejected block or transaction leaves nothing behind."""

@@ -338,10 +338,10 @@ class EthApi:
             if receipts is None:
                 continue
             log_index = 0
-            transactions = self.chain.transactions(header.hash)
+            tx_hashes = self.chain.transaction_hashes(header.hash)
             for tx_index, receipt in enumerate(receipts):
                 # past the transactions: the system receipt of end-of-block work (vm/pipeline.py)
-                tx_hash = (transactions[tx_index].hash if tx_index < len(transactions)
+                tx_hash = (tx_hashes[tx_index] if tx_index < len(tx_hashes)
                            else system_transaction_hash(header.hash))
                 for log in receipt.logs:
                     if matcher.matches(log):
