@@ -85,7 +85,8 @@ def chart(rows: list[dict], path: Path, reference_label: str = "anvil") -> None:
     labels = [r["label"] for r in rows]
     for ax, (key, title) in zip(axes, [("confirmed_tps", "confirmed transfers/s"), ("submit_tps", "submitted/s"),
                                        ("p95", "p95 submit→receipt (ms)")]):
-        ax.bar(labels, [r.get(key) or 0 for r in rows], color=["#888" if lbl == reference_label else "#2a7" for lbl in labels])
+        colours = ["#888" if label == reference_label else "#2a7" for label in labels]
+        ax.bar(labels, [r.get(key) or 0 for r in rows], color=colours)
         ax.set_title(title)
     figure.suptitle(f"{rows[0]['transactions']} transfers, {rows[0]['senders']} senders, "
                     f"{rows[0]['concurrency']} in flight, 1 s blocks")

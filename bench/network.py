@@ -29,7 +29,8 @@ READY_SECONDS = 90
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="1,2,3,4", help="network sizes to measure, comma-separated (default 1,2,3,4)")
+    parser.add_argument("--sizes", default="1,2,3,4",
+                        help="network sizes to measure, comma-separated (default 1,2,3,4)")
     parser.add_argument("--txs", type=int, default=10_000, help="transfers per size (default 10000)")
     parser.add_argument("--senders", type=int, default=20, help="test accounts sending (default 20)")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
@@ -119,7 +120,8 @@ def main() -> int:
     else:
         print(table(rows, reference))
         for row in rows:
-            print(f"{row['label']}: transactions by sealer {sorted(row['transactions_by_sealer'].values(), reverse=True)}")
+            by_sealer = sorted(row["transactions_by_sealer"].values(), reverse=True)
+            print(f"{row['label']}: transactions by sealer {by_sealer}")
         print(f"written: {args.out / 'network.json'}, {args.out / 'network.png'}")
     return 0 if all(r["lost"] == 0 and not r["failures"] and r["agree"] for r in rows) else 1
 

@@ -123,7 +123,7 @@ class Receipt:
     def encode(self) -> bytes:
         """Ethereum's typed receipt encoding plus the fields JSON-RPC reports."""
         return codec.encode([self.tx_type, int(self.succeeded), self.cumulative_gas_used, self.gas_used,
-                           self.effective_gas_price, [log.to_rlp() for log in self.logs], self.bloom])
+                             self.effective_gas_price, [log.to_rlp() for log in self.logs], self.bloom])
 
     @classmethod
     def decode(cls, data: bytes) -> "Receipt":

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 from consensus.engine import Signer
 from genesis.config import Genesis
-from genesis.devnet import devnet_genesis_document
+from genesis.devnet import dev_accounts, devnet_genesis_document
+from market.contracts.addresses import FIAT_TOKEN
 from node.chain import Chain
 from node.intake import TransactionIntake
 from node.mempool import Mempool
@@ -13,6 +14,8 @@ from node.rpc.errors import RpcError
 from node.rpc.eth import EthApi
 from node.rpc.filters import FILTER_TIMEOUT, FilterApi
 from node.store import Store
+from vm.native.contract import encode_call
+from vm.transactions import sign_legacy
 
 SIGNER = Signer(b"\x09" * 32)
 
@@ -40,11 +43,6 @@ def test_unpolled_filters_expire_and_polled_ones_report_each_block_once(tmp_path
 def test_get_logs_on_a_cold_block_reads_transaction_hashes_without_decoding_the_transactions(tmp_path, monkeypatch):
     """eth_getLogs over a range reads each block's transaction hashes; recovering every sender
     of every block in the range made a 50-block query of full blocks take 5 s (bench/scale.py)."""
-    from genesis.devnet import dev_accounts
-    from market.contracts.addresses import FIAT_TOKEN
-    from vm.native.contract import encode_call
-    from vm.transactions import sign_legacy
-
     genesis = Genesis.from_json(devnet_genesis_document(SIGNER.address))
     chain = Chain(Store(str(tmp_path / "c")), genesis, genesis.create_engine())
     mempool = Mempool(1337, genesis.gas_limit)

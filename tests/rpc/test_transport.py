@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from cli.main import restore_process_limits
 from node.rpc.budget import check_budget
 from node.rpc.errors import INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, SERVER_ERROR
-from node.rpc.server import (BATCH_PIECE_BYTES, MAX_JSON_CONTAINERS, MAX_JSON_DEPTH, RESPONSE_TOO_LARGE, JsonRpcServer, RpcConfig,
-                             collect_methods)
+from node.rpc.server import (BATCH_PIECE_BYTES, MAX_JSON_CONTAINERS, MAX_JSON_DEPTH, RESPONSE_TOO_LARGE,
+                             JsonRpcServer, RpcConfig, collect_methods)
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "hostile_rpc.py"
 
