@@ -33,6 +33,9 @@ from node.datadir import DataDir
 
 RECEIPT_SECONDS = 20.0
 """After the load, how long the run waits for the receipts of acknowledged transactions."""
+CONVERGE_SECONDS = 20.0
+"""Before the checks, how long the run waits for the honest nodes to hold one head: a block
+sealed a moment ago is on its producer only, and its receipts would count as lost elsewhere."""
 PROGRESS_SECONDS = 5.0
 STOP_SECONDS = 20.0
 """A graceful stop waits this long for the node to exit before it is killed."""
@@ -250,6 +253,23 @@ def _liveness(network: Network, manifest: Manifest, healed: threading.Event, res
     result.update(ok=False, seconds=None, heads=network.heads(honest), baseline=baseline)
 
 
+def _converge(network: Network, seconds: float) -> bool:
+    """Wait until every honest node reports one head hash (between two blocks, on a healthy network,
+    within milliseconds); False after `seconds` (the checks then report what differs)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        hashes = set()
+        for i in network.honest():
+            try:
+                hashes.add(network.net.rpc(i, timeout=2)("eth_getBlockByNumber", "latest", False)["hash"])
+            except (RpcError, TypeError):
+                hashes.add(None)
+        if len(hashes) == 1 and None not in hashes:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def run(manifest: Manifest, directory: Path | None = None, say: Callable[[str], None] = print) -> dict:
     from eth_account import Account
 
@@ -305,7 +325,8 @@ def run(manifest: Manifest, directory: Path | None = None, say: Callable[[str], 
         say("wait: receipts of what was acknowledged, and liveness after the last perturbation …")
         load.settle(RECEIPT_SECONDS)
         threads[1].join(manifest.liveness + 10)
-        say("check:")
+        converged = _converge(network, CONVERGE_SECONDS)
+        say("check:" if converged else f"check: (the honest nodes held no common head within {CONVERGE_SECONDS:g} s)")
         rows = _checks(network, manifest, genesis, work.accounts, read(root / "history.jsonl"), live)
         say(checker.table(rows))
         honest = network.net.rpc(network.honest()[0], timeout=30)

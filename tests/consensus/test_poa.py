@@ -32,10 +32,10 @@ def test_turns_weights_and_backup_delays():
     chain = Chain([genesis])
     in_turn = SIGNERS[1].address  # block 1 belongs to signer index 1
     assert ENGINE.production_time(chain, genesis, in_turn) == 102
-    assert ENGINE.production_time(chain, genesis, SIGNERS[2].address) == 104
-    assert ENGINE.production_time(chain, genesis, SIGNERS[0].address) == 106
+    assert ENGINE.production_time(chain, genesis, SIGNERS[0].address) == 104
+    assert ENGINE.production_time(chain, genesis, SIGNERS[2].address) == 106  # block 2's in-turn signer backs up last
     assert ENGINE.prepare(chain, genesis, in_turn, 102, None).difficulty == 2
-    assert ENGINE.prepare(chain, genesis, SIGNERS[0].address, 106, None).difficulty == 1
+    assert ENGINE.prepare(chain, genesis, SIGNERS[2].address, 106, None).difficulty == 1
     assert ENGINE.production_time(chain, genesis, Signer(b"\x09" * 32).address) is None
 
 
@@ -52,3 +52,27 @@ def test_seal_verifies_and_recent_signer_must_wait():
     early = ENGINE.seal(header(2, block1, SIGNERS[2].address, 2, 103), SIGNERS[2])
     with pytest.raises(InvalidBlock, match="period"):
         ENGINE.verify_header(chain, early, block1)
+
+
+def test_after_one_missed_turn_the_next_block_is_in_turn_again():
+    """Four signers, all up; signer 1 misses its turn at block 5 once. Each block is sealed by
+    whoever may seal first. Were the nearest-turn backups first, every later block would be out of
+    turn (its in-turn signer too recent for its own turn), each a period late."""
+    four = [Signer(bytes([i]) * 32) for i in (1, 2, 3, 4)]
+    engine = ProofOfAuthority(PoAConfig(tuple(s.address for s in four), period=1))
+    genesis = header(0, None, ZERO_ADDRESS, 1, 100)
+    chain, parent, sealed = Chain([genesis]), genesis, []
+    for number in range(1, 13):
+        times = {s.address: engine.production_time(chain, parent, s.address) for s in four}
+        if number == 5:
+            del times[four[1].address]  # signer 1 is away for its turn
+        producer = min((t, s) for s, t in times.items() if t is not None)[1]
+        signer = next(s for s in four if s.address == producer)
+        fields = engine.prepare(chain, parent, producer, times[producer], None)
+        block = engine.seal(header(number, parent, producer, fields.difficulty, times[producer]), signer)
+        engine.verify_header(chain, block, parent)
+        chain.by_hash[block.hash] = block
+        sealed.append(block.difficulty)
+        parent = block
+    assert sealed == [2] * 4 + [1, 1] + [2] * 6  # the only backup free at 5 is 6's in-turn signer
+    assert parent.timestamp == 100 + 12 + 2  # a period lost at 5 and at 6, then none
