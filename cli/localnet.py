@@ -1,8 +1,10 @@
-"""`gridnode localnet`: N signer nodes on this machine, one genesis, in the foreground.
+"""`gridnode localnet`: N nodes on this machine, one genesis, in the foreground.
 
-Each node gets a data dir, a signer key and a node key; the genesis makes every
-node a signer and admits every node key, and funds and registers the same 20
-test-mnemonic accounts as the devnet. `DIR/localnet.json` lists each node's
+Each node gets a data dir and a node key, and each producer (every node unless
+`--producers` names some) a signer key; the genesis makes the producers its
+signers, validators or miners, admits every node key, and funds and registers
+the same 20 test-mnemonic accounts as the devnet. The other nodes are followers:
+no signer key, so they import, serve and relay but never seal. `DIR/localnet.json` lists each node's
 pid, RPC URL, p2p multiaddr and the exact command that runs it (tests use it to
 restart a node they killed). Ctrl-C or SIGTERM stops them all."""
 from __future__ import annotations
@@ -17,7 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from cli.errors import CommandError
 from consensus.engine import Signer
@@ -35,8 +37,8 @@ from vm.types import Address
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "localnet", help="run an N-node network on this machine",
-        description="Create (or reuse) N data dirs sharing one genesis in which every node signs, "
-                    "and run them in the foreground until Ctrl-C.")
+        description="Create (or reuse) N data dirs sharing one genesis in which every node (or each of "
+                    "--producers) seals, and run them in the foreground until Ctrl-C.")
     parser.add_argument("--nodes", type=int, default=None,
                         help="number of nodes (default 4, or one per --hashrates entry)")
     parser.add_argument("--dir", required=True, type=Path, help="directory for the nodes' data dirs")
@@ -45,7 +47,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--block-time", type=int, default=None,
                         help="target seconds between blocks (default 1 for poa, 2 for pow)")
     parser.add_argument("--hashrates", metavar="H1,H2,…",
-                        help="pow: each node's hash-rate cap in hashes/s, one per node (sets their shares β_j)")
+                        help="pow: each miner's hash-rate cap in hashes/s, one per producer (sets their shares β_j)")
     parser.add_argument("--difficulty", type=int, default=None,
                         help="pow: initial difficulty (default: total hash rate × block time)")
     parser.add_argument("--prosumers", type=int, default=19,
@@ -59,6 +61,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--netns", metavar="NAME",
                         help="run each node on its own host: network namespace NAME<i> at its own address on a "
                              "bridge (needs root, ip and nft; removed when the localnet stops)")
+    parser.add_argument("--producers", metavar="I,J,…",
+                        help="the nodes (0-based) that seal: PoA signers, PoEG/PoSOC validators, PoW miners; the "
+                             "others follow, with no signer key (default: every node)")
     parser.add_argument("--harness", action="store_true",
                         help="start every node with --harness (clock skew and byzantine modes over harness_ RPC, "
                              "for gridnode testnet)")
@@ -76,21 +81,25 @@ def _free_ports(count: int) -> list[int]:
 
 
 def prepare_localnet(root: Path, count: int, block_time: int, consensus: dict | None = None,
-                     document_for: Callable[[list[Address]], dict] | None = None) -> list[DataDir]:
+                     document_for: Callable[[list[Address]], dict] | None = None,
+                     producers: Sequence[int] | None = None) -> list[DataDir]:
     """Keys, genesis and initialised data dirs; reused as they are if already made.
-    Every node is a PoA signer unless `consensus` names another engine's parameters, or
-    `document_for(the nodes' producer addresses)` makes the whole genesis (PoEG's validators)."""
+    The `producers` (default every node) get signer keys; they are the PoA signers unless
+    `consensus` names another engine's parameters, or `document_for(the producers' addresses)`
+    makes the whole genesis (PoEG's validators)."""
     datadirs = [DataDir(root / f"node{index}") for index in range(count)]
     if all(d.is_initialised() for d in datadirs):
         return datadirs
     if any(d.root.exists() for d in datadirs):
         raise CommandError(f"{root} holds a partial or different localnet: remove it or use another --dir")
+    producers = range(count) if producers is None else producers
     signers, peer_ids = [], []
-    for datadir in datadirs:
+    for index, datadir in enumerate(datadirs):
         datadir.create()
-        key = secrets.token_bytes(32)
-        write_secret(datadir.signer_key_file, key.hex() + "\n")
-        signers.append(Signer(key).address)
+        if index in producers:
+            key = secrets.token_bytes(32)
+            write_secret(datadir.signer_key_file, key.hex() + "\n")
+            signers.append(Signer(key).address)
         peer_ids.append(load_or_create_identity(datadir.root).peer_id)
     if document_for is not None:
         document = document_for(signers)
@@ -119,10 +128,23 @@ def stop_processes(processes: list[subprocess.Popen], timeout: float = 20) -> No
             process.kill()
 
 
-def _hashrates(args: argparse.Namespace) -> list[int]:
-    """One cap per node under PoW (50,000 hashes/s each unless given); none under PoA."""
+def producer_nodes(spec: str | None, count: int) -> list[int]:
+    """`--producers 0,2`: those node indices, checked; every node when not given."""
+    if spec is None:
+        return list(range(count))
+    try:
+        nodes = [int(part) for part in spec.split(",")]
+    except ValueError:
+        raise CommandError("--producers takes comma-separated node indices, e.g. 0,1,2") from None
+    if not nodes or len(set(nodes)) != len(nodes) or not all(0 <= i < count for i in nodes):
+        raise CommandError(f"--producers must name distinct nodes among 0..{count - 1}")
+    return sorted(nodes)
+
+
+def _hashrates(args: argparse.Namespace, miners: int) -> list[int]:
+    """One cap per miner under PoW (50,000 hashes/s each unless given); none under PoA."""
     if args.hashrates is None:
-        return [50_000] * (args.nodes or 4) if args.engine == "pow" else []
+        return [50_000] * miners if args.engine == "pow" else []
     if args.engine != "pow":
         raise CommandError("--hashrates is for --engine pow")
     try:
@@ -131,8 +153,8 @@ def _hashrates(args: argparse.Namespace) -> list[int]:
         raise CommandError("--hashrates takes comma-separated integers, e.g. 1000,2000,3000") from None
     if any(rate < 1 for rate in rates):
         raise CommandError("every hash rate must be at least 1")
-    if args.nodes is not None and args.nodes != len(rates):
-        raise CommandError(f"--hashrates lists {len(rates)} rates for {args.nodes} nodes")
+    if miners != len(rates):
+        raise CommandError(f"--hashrates lists {len(rates)} rates for {miners} miners")
     return rates
 
 
@@ -159,15 +181,17 @@ def scored_genesis(engine: str, prosumers: int = 19, slot_seconds: int = 10, evs
 
 
 def run_localnet(args: argparse.Namespace) -> int:
-    hashrates = _hashrates(args)
-    args.nodes = args.nodes or len(hashrates) or 4
+    if args.nodes is None:  # one per hash rate when only those are given
+        args.nodes = len(args.hashrates.split(",")) if args.hashrates and args.producers is None else 4
     if args.nodes < 1:
         raise CommandError("--nodes must be at least 1")
+    producers = producer_nodes(args.producers, args.nodes)
+    hashrates = _hashrates(args, len(producers))
     block_time = args.block_time or (2 if args.engine == "pow" else 1)
     consensus = pow_consensus(hashrates, block_time, args.difficulty) if args.engine == "pow" else None
     document_for = scored_genesis(args.engine, args.prosumers, args.slot_seconds, args.evs, args.hour_seconds)
     args.dir.mkdir(parents=True, exist_ok=True)
-    datadirs = prepare_localnet(args.dir, args.nodes, block_time, consensus, document_for)
+    datadirs = prepare_localnet(args.dir, args.nodes, block_time, consensus, document_for, producers)
     peer_ids = [load_or_create_identity(d.root).peer_id for d in datadirs]
     hosts = _hosts(args.netns, len(datadirs)) if args.netns else None
     try:
@@ -207,13 +231,18 @@ NETNS_RPC_PORT, NETNS_P2P_PORT = 8545, 30303
 
 def _launch(datadirs: list[DataDir], peer_ids: list[str], hashrates: list[int], harness: bool,
             hosts) -> tuple[list[dict], list[subprocess.Popen]]:
-    """Start every node, on loopback with free ports or each in its host; what localnet.json lists."""
+    """Start every node, on loopback with free ports or each in its host; what localnet.json lists.
+    The `hashrates` go to the producers (the nodes with a signer key), in order."""
     if hosts is None:
         ports = _free_ports(2 * len(datadirs))
         listen = [("127.0.0.1", ports[i], ports[len(datadirs) + i]) for i in range(len(datadirs))]
     else:
         listen = [(hosts.address(i), NETNS_P2P_PORT, NETNS_RPC_PORT) for i in range(len(datadirs))]
     addresses = [f"/ip4/{ip}/tcp/{p2p}/p2p/{peer}" for (ip, p2p, _rpc), peer in zip(listen, peer_ids, strict=True)]
+    miners = [i for i, d in enumerate(datadirs) if d.signer_key_file.exists()]
+    if hashrates and len(hashrates) != len(miners):
+        raise CommandError(f"{len(hashrates)} hash rates for the {len(miners)} miners of this localnet's data dirs")
+    rate_of = dict(zip(miners, hashrates))
     nodes, processes = [], []
     for index, datadir in enumerate(datadirs):
         ip, p2p, rpc = listen[index]
@@ -226,8 +255,8 @@ def _launch(datadirs: list[DataDir], peer_ids: list[str], hashrates: list[int], 
         for other, address in enumerate(addresses):
             if other != index:
                 command += ["--bootnode", address]
-        if hashrates:
-            command += ["--hashrate", str(hashrates[index])]
+        if index in rate_of:
+            command += ["--hashrate", str(rate_of[index])]
         if harness:
             command.append("--harness")
         log_file = open(datadir.root / "node.log", "a")

@@ -154,16 +154,17 @@ SILENT = "silent producer"
 drawn for (3.24), and a node the harness killed, paused or cut off did miss it."""
 
 
-def evidence(nodes: list[dict], producers: list[str], honest: list[int], modes: dict[int, set[str]],
+def evidence(nodes: list[dict], producers: dict[int, str], honest: list[int], modes: dict[int, set[str]],
              reports: list[dict], sent: dict[int, dict[str, int]], slashes: list[dict] = ()) -> dict:
-    """`reports[k]` is honest node `honest[k]`'s admin_misbehaviour; `modes` each byzantine node's
-    modes and `sent` what each sent in them (its harness_status); `slashes` the engine's on-chain
+    """`producers` maps each sealing node to its address; `reports[k]` is honest node `honest[k]`'s
+    admin_misbehaviour; `modes` each byzantine node's modes and `sent` what each sent in them
+    (its harness_status); `slashes` the engine's on-chain
     penalties (PoEG, PoSOC). Fails if an honest node was penalised, or slashed for anything but
     silence; if a byzantine node's mode acted and was not caught; or if a byzantine node never
     acted at all (nothing was tested). A mode that never acted (a producer never drawn for a slot,
     or already slashed out of the draws) is named, not failed, when another of the node's did."""
     peer_of = {node["p2p"].rsplit("/p2p/", 1)[-1]: i for i, node in enumerate(nodes)}
-    node_of = {address.lower(): i for i, address in enumerate(producers)}
+    node_of = {address.lower(): i for i, address in producers.items()}
     wrongly, caught = [], defaultdict(set)
     for observer, report in zip(honest, reports, strict=True):
         for penalty in report["penalties"]:

@@ -3,10 +3,12 @@ invariants to check afterwards, in the manner of CometBFT's e2e manifests.
 
     engine = "poa"            # poa | pow
     nodes = 4
+    producers = [0, 1, 2, 3]  # the nodes that seal (signers, validators, miners; default all): the
+                              #   others are followers with no signer key (byzantine only in lying-sync)
     block_time = 1            # seconds
     duration = 45             # seconds of load; the timeline lies inside it
     seed = 1                  # the load's order and amounts
-    hashrates = [50000, …]    # pow: one cap per node (hashes/s)
+    hashrates = [50000, …]    # pow: one cap per producer (hashes/s)
     topology = "loopback"     # loopback | netns (each node its own host on a bridge; root, ip, nft)
     disk = 0                  # MiB: each node's chain store on a disk of that size (tmpfs; root), for fill
 
@@ -25,6 +27,8 @@ invariants to check afterwards, in the manner of CometBFT's e2e manifests.
                               # fill: the node's disk full to the last byte (it must stop cleanly);
                               #   free: room again, and a node that stopped is started again
                               # wipe: delete a killed or stopped node's chain (restart resyncs it)
+                              # restart during a partition: on loopback the node dials only its
+                              #   own group (under netns the firewall keeps it there anyway)
                               # skew: seconds = 30 (the node's clock offset; 0 puts it right)
                               # byzantine: mode = "equivocate" (node/byzantine.py's modes); honest ends it
 
@@ -102,6 +106,9 @@ class Manifest:
     liveness: float = 20.0
     confirmations: int = 2
     hashrates: tuple[int, ...] = ()
+    """PoW: one cap per producer."""
+    producers: tuple[int, ...] = ()
+    """The nodes that seal, in order; the others follow (no signer key)."""
     topology: str = "loopback"
     disk: int = 0
     """MiB of disk for each node's chain store (0: the machine's disk, no fill)."""
@@ -131,8 +138,8 @@ def load(path: Path) -> Manifest:
 
 
 def parse(data: dict, name: str = "testnet", source: Path | None = None) -> Manifest:
-    unknown = set(data) - {"name", "engine", "nodes", "block_time", "duration", "seed", "hashrates", "topology",
-                           "disk", "load", "perturb", "check"}
+    unknown = set(data) - {"name", "engine", "nodes", "producers", "block_time", "duration", "seed", "hashrates",
+                           "topology", "disk", "load", "perturb", "check"}
     if unknown:
         raise ManifestError(f"unknown field(s): {', '.join(sorted(unknown))}")
     engine = data.get("engine", "poa")
@@ -141,12 +148,18 @@ def parse(data: dict, name: str = "testnet", source: Path | None = None) -> Mani
     nodes = _int(data, "nodes", 4, 1, MAX_NODES)
     block_time = _int(data, "block_time", 2 if engine == "pow" else 1, 1, 60)
     duration = _number(data, "duration", 45, 5, MAX_DURATION)
-    hashrates = data.get("hashrates", [50_000] * nodes if engine == "pow" else [])
+    producers = data.get("producers", list(range(nodes)))
+    if not isinstance(producers, list) or not producers:
+        raise ManifestError("producers: a non-empty list of node indices")
+    producers = sorted(_index(i, "producers", nodes) for i in producers)
+    if len(set(producers)) != len(producers):
+        raise ManifestError("producers: a node named twice")
+    hashrates = data.get("hashrates", [50_000] * len(producers) if engine == "pow" else [])
     if engine != "pow" and hashrates:
         raise ManifestError("hashrates: only for engine = \"pow\"")
-    if engine == "pow" and (not isinstance(hashrates, list) or len(hashrates) != nodes
+    if engine == "pow" and (not isinstance(hashrates, list) or len(hashrates) != len(producers)
                             or not all(isinstance(h, int) and h >= 1 for h in hashrates)):
-        raise ManifestError(f"hashrates: {nodes} positive integers, one per node")
+        raise ManifestError(f"hashrates: {len(producers)} positive integers, one per producer")
     topology = data.get("topology", "loopback")
     if topology not in TOPOLOGIES:
         raise ManifestError(f"topology: one of {', '.join(TOPOLOGIES)}, not {topology!r}")
@@ -155,7 +168,7 @@ def parse(data: dict, name: str = "testnet", source: Path | None = None) -> Mani
         raise ManifestError("disk: 0 (none) or at least 16 MiB, room for a chain store to start")
     load_section = _section(data, "load", {"rate", "senders", "market"})
     check = _section(data, "check", {"liveness", "confirmations"})
-    perturbations = tuple(_perturbation(entry, k, nodes, duration, engine, topology, disk)
+    perturbations = tuple(_perturbation(entry, k, nodes, duration, engine, topology, disk, producers)
                           for k, entry in enumerate(data.get("perturb", [])))
     if list(perturbations) != sorted(perturbations, key=lambda p: p.at):
         raise ManifestError("perturb: entries in the order of their `at`")
@@ -165,10 +178,15 @@ def parse(data: dict, name: str = "testnet", source: Path | None = None) -> Mani
                     rate=_number(load_section, "load.rate", 4, 0, 1_000), senders=_int(load_section, "load.senders", 4, 1, 19),
                     perturbations=perturbations, liveness=_number(check, "check.liveness", 20, 1, 600),
                     confirmations=_int(check, "check.confirmations", 2, 0, 1_024), hashrates=tuple(hashrates),
-                    topology=topology, disk=disk, market=_number(load_section, "load.market", 0, 0, 1), source=source)
+                    producers=tuple(producers), topology=topology, disk=disk, market=_number(load_section, "load.market", 0, 0, 1), source=source)
 
 
-def _perturbation(entry, k: int, nodes: int, duration: float, engine: str, topology: str, disk: int) -> Perturbation:
+FOLLOWER_MODES = ("lying-sync",)
+"""What a follower can do wrong: every other mode seals or signs, and it holds no signer key."""
+
+
+def _perturbation(entry, k: int, nodes: int, duration: float, engine: str, topology: str, disk: int,
+                  producers: list[int]) -> Perturbation:
     where = f"perturb[{k}]"
     if not isinstance(entry, dict):
         raise ManifestError(f"{where}: a table")
@@ -205,6 +223,10 @@ def _perturbation(entry, k: int, nodes: int, duration: float, engine: str, topol
         mode = entry.get("mode")
         if mode not in ENGINE_MODES[engine]:
             raise ManifestError(f"{where}.mode: under {engine} one of {', '.join(ENGINE_MODES[engine])}, not {mode!r}")
+        followers = [i for i in indices if i not in producers]
+        if followers and mode not in FOLLOWER_MODES:
+            raise ManifestError(f"{where}: node{followers[0]} is a follower (no signer key): its one mode is "
+                                f"{', '.join(FOLLOWER_MODES)}")
         return Perturbation(at, action, nodes=indices, mode=mode)
     if set(entry) & {"seconds", "mode", "percent"}:
         raise ManifestError(f"{where}: seconds is for skew, mode for byzantine, percent for loss")
@@ -380,6 +402,6 @@ def soak(engine: str, nodes: int, seconds: float, seed: int, rate: float = 4.0, 
     manifest = Manifest(name=f"soak-{engine}-{seed}", engine=engine, nodes=nodes, block_time=2 if engine == "pow" else 1,
                         duration=float(seconds), seed=seed, rate=rate, senders=min(4, 19),
                         perturbations=tuple(perturbations), hashrates=(50_000,) * nodes if engine == "pow" else (),
-                        topology=topology, market=SOAK_MARKET)
+                        producers=tuple(range(nodes)), topology=topology, market=SOAK_MARKET)
     _check_timeline(manifest.perturbations, nodes)
     return manifest

@@ -124,7 +124,7 @@ class Network:
                 del self.state[i]
         elif p.action == "restart":
             for i in p.nodes:
-                self.net.restart(i)
+                self._restart(i)
                 del self.state[i]
         elif p.action == "partition":
             self.partition = p.groups
@@ -166,8 +166,15 @@ class Network:
         tail = Path(self.net.nodes[index]["log"]).read_text(errors="replace")[-4000:].splitlines()
         said = next((line for line in reversed(tail) if line.startswith("error:")), tail[-1] if tail else "")
         clean = said.startswith("error: the node stopped: the chain store could not write")
-        self.net.restart(index)
+        self._restart(index)
         return {"node": index, "outcome": "stopped cleanly" if clean else "stopped otherwise", "said": said[:300]}
+
+    def _restart(self, index: int) -> None:
+        """Start a node again. During a loopback partition it dials only its own group: its
+        bootnodes are every node, and the admin RPC that cut the links cannot tell a process that
+        was not running (under netns the hosts' firewalls hold the partition anyway)."""
+        group = next((g for g in self.partition if index in g), None) if self.hosts is None else None
+        self.net.restart(index, None if group is None else [i for i in group if i != index])
 
     def _bank_sent(self, index: int) -> None:
         try:
@@ -285,7 +292,7 @@ def run(manifest: Manifest, directory: Path | None = None, say: Callable[[str], 
         if manifest.topology == "netns":
             args += ("--netns", f"gn{secrets.token_hex(3)}")
         net = Localnet(root, manifest.engine, manifest.nodes, scored_genesis(manifest.engine), manifest.block_time,
-                       consensus=consensus, localnet_args=args)
+                       consensus=consensus, localnet_args=args, producers=list(manifest.producers))
         net.setup()
         if manifest.disk:
             _give_disks(net, manifest.disk, cleanup, keep=directory is not None)
@@ -361,7 +368,8 @@ def _checks(network: Network, manifest: Manifest, genesis, senders, history: lis
     if network.disk_outcomes:
         rows.append(checker.full_disk(network.disk_outcomes))
     modes = _modes(manifest)
-    rows.append(checker.evidence(network.net.nodes, network.net.validators, honest, modes,
+    rows.append(checker.evidence(network.net.nodes, dict(zip(network.net.producers, network.net.validators)), honest,
+                                 modes,
                                  [network.net.rpc(i, timeout=10)("admin_misbehaviour") for i in honest],
                                  {i: network.sent(i) for i in modes},
                                  rpcs[0](f"grid_{manifest.engine}")["penalties"] if manifest.engine in SLASHING else []))

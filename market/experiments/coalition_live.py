@@ -97,7 +97,7 @@ def _order(block: dict) -> list[str]:
 def _kill_producer(net: Localnet, say) -> dict:
     """SIGKILL the node first in the order; what `_after_kill` needs to time its fallback."""
     view = net.rpc(net.live()[0])("grid_poeg")
-    victim = [v.lower() for v in net.validators].index(view["producer"].lower())
+    victim = net.node_of(view["producer"])
     observer = next(i for i in net.live() if i != victim)
     head = int(_head(net.rpc(observer))["number"], 16)
     net.kill(victim)
@@ -183,8 +183,8 @@ def _settled_view(rpc: Rpc, slot: int) -> dict | None:
 
 
 def _name(net: Localnet, address: str | None) -> str:
-    lowered = [v.lower() for v in net.validators]
-    return f"node{lowered.index(address.lower())}" if address and address.lower() in lowered else str(address)
+    node = net.node_of(address) if address else None
+    return f"node{node}" if node is not None else str(address)
 
 
 # -- the test phase ----------------------------------------------------------------------------

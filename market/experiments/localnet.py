@@ -49,10 +49,11 @@ class Localnet:
 
     def __init__(self, root: Path, engine: str, nodes: int, document_for: Callable[[list[Address]], dict] | None,
                  block_time: int = 1, settings: Any = None, consensus: dict | None = None,
-                 localnet_args: tuple[str, ...] = ()) -> None:
+                 localnet_args: tuple[str, ...] = (), producers: list[int] | None = None) -> None:
         """`document_for` builds the whole genesis, or None for the devnet's with `consensus`
-        (every node a PoA signer by default); `localnet_args` go to `gridnode localnet` (PoW's
-        `--hashrates`)."""
+        (every producer a PoA signer by default); `producers` are the nodes that seal (default
+        all; the others follow); `localnet_args` go to `gridnode localnet` (PoW's `--hashrates`,
+        one per producer)."""
         self.root = root
         self.engine = engine
         self.count = nodes
@@ -64,7 +65,9 @@ class Localnet:
         self.process: subprocess.Popen | None = None
         self.restarted: dict[int, subprocess.Popen] = {}
         self.nodes: list[dict] = []
+        self.producers: list[int] = list(range(nodes)) if producers is None else sorted(producers)
         self.validators: list[str] = []
+        """The producers' addresses, in the order of `producers`."""
         self.down: set[int] = set()
 
     def setup(self) -> None:
@@ -72,8 +75,10 @@ class Localnet:
         from consensus.engine import Signer
         from node.datadir import read_private_key
 
-        datadirs = prepare_localnet(self.root, self.count, self.block_time, self.consensus, self.document_for)
-        self.validators = [Signer(read_private_key(d.signer_key_file)).address.to_checksum() for d in datadirs]
+        datadirs = prepare_localnet(self.root, self.count, self.block_time, self.consensus, self.document_for,
+                                    self.producers)
+        self.validators = [Signer(read_private_key(datadirs[i].signer_key_file)).address.to_checksum()
+                           for i in self.producers]
 
     def start(self) -> None:
         """Launch the nodes and wait until every one has peered and produced."""
@@ -109,6 +114,11 @@ class Localnet:
         self.nodes = nodes
         return True
 
+    def node_of(self, address: str) -> int | None:
+        """The node that seals as `address` (None for anyone else)."""
+        lowered = [v.lower() for v in self.validators]
+        return self.producers[lowered.index(address.lower())] if address.lower() in lowered else None
+
     def rpc(self, index: int, timeout: float = 10.0) -> Rpc:
         return Rpc(self.nodes[index]["rpc"], timeout)
 
@@ -120,10 +130,17 @@ class Localnet:
         os.kill(self.nodes[index]["pid"], signal.SIGKILL)
         self.down.add(index)
 
-    def restart(self, index: int) -> None:
-        """Start a killed node again on its data dir (without waiting: the run goes on)."""
+    def restart(self, index: int, peers: list[int] | None = None) -> None:
+        """Start a killed node again on its data dir (without waiting: the run goes on); with
+        `peers`, its bootnodes are those nodes only (the rest of its partition's group)."""
         node = self.nodes[index]
-        self.restarted[index] = subprocess.Popen(node["command"], stdout=open(node["log"], "a"),
+        command = node["command"]
+        if peers is not None:
+            allowed = {self.nodes[p]["p2p"] for p in peers}
+            command = [part for k, part in enumerate(command)
+                       if not (part == "--bootnode" and command[k + 1] not in allowed)
+                       and not (k and command[k - 1] == "--bootnode" and part not in allowed)]
+        self.restarted[index] = subprocess.Popen(command, stdout=open(node["log"], "a"),
                                                  stderr=subprocess.STDOUT, start_new_session=True)
         node["pid"] = self.restarted[index].pid
 

@@ -31,9 +31,14 @@ def test_the_shipped_manifests_parse():
         if name in ("poa", "poeg"):
             assert "wipe" in actions
         assert len({p.mode for p in manifest.perturbations if p.action == "byzantine"}) >= 2
-        if name in ("poa", "pow"):  # the 2|2 partition with load on both sides, and a graceful stop
+        if name in ("poa", "pow"):  # the 2|2 partition of producers with load on both sides, and a graceful stop
             assert "stop" in actions
-            assert any(p.groups[:2] and len(p.groups[0]) == len(p.groups[1]) == 2 for p in manifest.perturbations)
+            assert any(p.groups[:2] and [len(set(g) & set(manifest.producers)) for g in p.groups[:2]] == [2, 2]
+                       for p in manifest.perturbations)
+        if name == "poa":  # a follower, wiped while its one peer lies in sync
+            follower = next(i for i in range(manifest.nodes) if i not in manifest.producers)
+            assert "lying-sync" in {p.mode for p in manifest.perturbations}
+            assert any(p.action == "wipe" and follower in p.nodes for p in manifest.perturbations)
     hosts = load(ROOT / "testnets" / "poa-netns.toml")  # the same faults as between real hosts
     assert hosts.topology == "netns" and hosts.disk and {"partition", "heal", "loss", "kill", "byzantine", "fill",
                                                          "free"} <= {p.action for p in hosts.perturbations}
@@ -46,6 +51,13 @@ def test_the_shipped_manifests_parse():
     ({"hashrates": [1, 2]}, "hashrates: only for engine"),
     ({"engine": "pow", "nodes": 2, "hashrates": [1]}, "hashrates: 2 positive integers"),
     ({"load": {"rate": -1}}, "load.rate: a number in 0..1000"),
+    ({"engine": "pow", "producers": [0, 1], "hashrates": [1, 2, 3]}, "hashrates: 2 positive integers, one per producer"),
+    ({"producers": []}, "producers: a non-empty list of node indices"),
+    ({"producers": [0, 0, 1]}, "producers: a node named twice"),
+    ({"producers": [0, 5]}, "producers: node indices are 0..3"),
+    ({"producers": [0, 1, 2], "perturb": [{"at": 1, "action": "byzantine", "nodes": [3], "mode": "equivocate"},
+                                          {"at": 2, "action": "honest", "nodes": [3]}]},
+     "node3 is a follower (no signer key): its one mode is lying-sync"),
     ({"perturb": [{"at": 1, "action": "explode", "nodes": [0]}]}, "perturb[0].action"),
     ({"perturb": [{"at": 1, "action": "kill", "nodes": [9]}]}, "node indices are 0..3"),
     ({"perturb": [{"at": 1, "action": "kill", "nodes": [1]}]}, "must end whole (liveness is checked after it): still node1 killed"),
@@ -200,30 +212,30 @@ def test_the_evidence_row_wants_every_mode_caught_and_nothing_against_the_honest
     caught = [report([("peer3", "invalid block 9: state root mismatch")], [PRODUCERS[3]]),
               report(missed={PRODUCERS[3]: 2}), report()]
     sent = {3: {"equivocate": 4, "bad-state-root": 3, "withhold": 5}}
-    row = evidence(NODES, PRODUCERS, [0, 1, 2], modes, caught, sent)
+    row = evidence(NODES, dict(enumerate(PRODUCERS)), [0, 1, 2], modes, caught, sent)
     assert row["ok"], row
     assert "node3 caught for bad-state-root, equivocate, withhold" in row["evidence"]
     against_honest = [caught[0], report([("peer2", "invalid block 4: state root mismatch")]), report()]
-    row = evidence(NODES, PRODUCERS, [0, 1, 2], modes, against_honest, sent)
+    row = evidence(NODES, dict(enumerate(PRODUCERS)), [0, 1, 2], modes, against_honest, sent)
     assert not row["ok"] and "node1 penalised node2: invalid block 4" in row["evidence"]
     assert "node3 withhold not caught" in row["evidence"]
-    row = evidence(NODES, PRODUCERS, [0, 1, 2], {3: {"bad-seal"}},
+    row = evidence(NODES, dict(enumerate(PRODUCERS)), [0, 1, 2], {3: {"bad-seal"}},
                    [report([("peer3", "invalid block 9: state root mismatch")]), report(), report()], {3: {"bad-seal": 2}})
     assert not row["ok"] and "node3 bad-seal not caught" in row["evidence"]  # caught, but not for that
-    row = evidence(NODES, PRODUCERS, [0, 1, 2], {3: {"equivocate"}}, [report(), report(), report()], {3: {}})
+    row = evidence(NODES, dict(enumerate(PRODUCERS)), [0, 1, 2], {3: {"equivocate"}}, [report(), report(), report()], {3: {}})
     assert not row["ok"] and "node3 never acted in equivocate" in row["evidence"]  # no turn came: nothing was tested
-    row = evidence(NODES, PRODUCERS, [0, 1, 2], {3: {"equivocate", "bad-seal"}},
+    row = evidence(NODES, dict(enumerate(PRODUCERS)), [0, 1, 2], {3: {"equivocate", "bad-seal"}},
                    [report([("peer3", "invalid block 9: poeg: invalid seal signature")]), report(), report()],
                    {3: {"bad-seal": 3}})
     assert row["ok"] and row["never_acted"] == ["node3 equivocate"], row  # one mode acted and was caught
     slashes = [{"validator": PRODUCERS[1], "number": 7, "reason": "silent producer"},
                {"validator": PRODUCERS[3], "number": 9, "reason": "equivocation at height 8"}]
-    row = evidence(NODES, PRODUCERS, [0, 1, 2], modes, caught, sent, slashes)
+    row = evidence(NODES, dict(enumerate(PRODUCERS)), [0, 1, 2], modes, caught, sent, slashes)
     assert row["ok"] and row["honest_silent_slashes"] == 1 and "slashed for equivocation" in row["evidence"], row
-    row = evidence(NODES, PRODUCERS, [0, 1, 2], modes, caught, sent,
+    row = evidence(NODES, dict(enumerate(PRODUCERS)), [0, 1, 2], modes, caught, sent,
                    [{"validator": PRODUCERS[2], "number": 9, "reason": "equivocation at height 8"}])
     assert not row["ok"] and "node2 slashed at block 9: equivocation" in row["evidence"]
-    row = evidence(NODES, PRODUCERS, [0, 1, 2, 3], {}, [report(), report(), report([], [PRODUCERS[0]]), report()], {})
+    row = evidence(NODES, dict(enumerate(PRODUCERS)), [0, 1, 2, 3], {}, [report(), report(), report([], [PRODUCERS[0]]), report()], {})
     assert not row["ok"] and "node2 saw node0 equivocate" in row["evidence"]
 
 
@@ -305,3 +317,42 @@ def test_the_checks_wait_for_the_block_sealed_a_moment_ago_to_reach_every_honest
     assert net.tips[1] == ["0x35"]  # it was asked until it had the block
     net = TipNet([["0x35"], ["0x34"]])
     assert not _converge(Network(net, history, lambda line: None), seconds=0.5)
+
+
+def test_a_localnet_with_followers_lists_only_its_producers_in_genesis(tmp_path):
+    from cli.localnet import prepare_localnet
+    from genesis.config import Genesis
+
+    datadirs = prepare_localnet(tmp_path, 3, 1, producers=[0, 2])
+    assert [d.signer_key_file.exists() for d in datadirs] == [True, False, True]
+    genesis = Genesis.load(tmp_path / "genesis.json")
+    assert len(genesis.engine_params["signers"]) == 2 and len(genesis.nodes) == 3  # every node admitted
+    result = subprocess.run([sys.executable, "-m", "cli.main", "localnet", "--nodes", "3", "--producers", "0,3",
+                             "--dir", str(tmp_path / "other")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "--producers must name distinct nodes among 0..2" in result.stderr
+
+
+class RestartingNet:
+    """A stand-in localnet that records which peers each restart was given."""
+
+    def __init__(self, count: int) -> None:
+        self.nodes = [{"pid": 0, "p2p": f"/ip4/127.0.0.1/tcp/{4000 + i}/p2p/peer{i}"} for i in range(count)]
+        self.restarts = []
+
+    def restart(self, index, peers=None):
+        self.restarts.append((index, peers))
+
+    def rpc(self, index, timeout):
+        return lambda method, *params: "0x1"
+
+
+def test_a_node_restarted_during_a_loopback_partition_dials_only_its_own_group(tmp_path):
+    net = RestartingNet(5)
+    network = Network(net, History(tmp_path / "history.jsonl"), lambda line: None)
+    network.state = {4: "killed"}
+    network.apply(Perturbation(at=1, action="partition", groups=((0, 1, 2), (3, 4))), 1.0)
+    network.apply(Perturbation(at=2, action="restart", nodes=(4,)), 2.0)
+    network.apply(Perturbation(at=3, action="heal"), 3.0)
+    network.state = {4: "killed"}
+    network.apply(Perturbation(at=4, action="restart", nodes=(4,)), 4.0)
+    assert net.restarts == [(4, [3]), (4, None)]  # healed: every node again
