@@ -76,12 +76,14 @@ def parse_args() -> argparse.Namespace:
 class Run:
     """A devnet chain with `accounts` extra funded accounts, its pool and intake, and the senders' nonces."""
 
-    def __init__(self, directory: Path, accounts: int) -> None:
+    def __init__(self, directory: Path, accounts: int, nodes: tuple[str, ...] = ()) -> None:
+        """`nodes`: peer ids the genesis admits (bench/sync.py serves this chain to a node)."""
         self.rng = random.Random(accounts)
         self.funded = [Address(keccak256(b"scale %d" % k)[-20:]) for k in range(accounts)]
         self.signer = Signer(b"\x07" * 32)
         document = devnet_genesis_document(self.signer.address)
         document["accounts"].update({a.to_checksum(): {"balance": "1"} for a in self.funded})
+        document["nodes"] = list(nodes)
         started = time.perf_counter()
         genesis = Genesis.from_json(document)
         self.chain = Chain(Store(str(directory)), genesis, genesis.create_engine())

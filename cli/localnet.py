@@ -4,9 +4,10 @@ Each node gets a data dir and a node key, and each producer (every node unless
 `--producers` names some) a signer key; the genesis makes the producers its
 signers, validators or miners, admits every node key, and funds and registers
 the same 20 test-mnemonic accounts as the devnet. The other nodes are followers:
-no signer key, so they import, serve and relay but never seal. `DIR/localnet.json` lists each node's
-pid, RPC URL, p2p multiaddr and the exact command that runs it (tests use it to
-restart a node they killed). Ctrl-C or SIGTERM stops them all."""
+no signer key, so they import, serve and relay but never seal.
+`DIR/localnet.json` lists each node's pid, RPC URL, p2p multiaddr and the exact
+command that runs it (tests use it to restart a node they killed). Ctrl-C or
+SIGTERM stops them all."""
 from __future__ import annotations
 
 import argparse

@@ -308,16 +308,19 @@ class Chain:
         self._check_transactions_root(block.header, [tx.raw for tx in block.transactions])
         return self._store_verified(block, parent)
 
-    def import_wire(self, header: Header, raw_transactions: tuple[bytes, ...], now: int | None = None) -> ImportStatus:
+    def import_wire(self, header: Header, raw_transactions: tuple[bytes, ...], now: int | None = None,
+                    durable: bool = True) -> ImportStatus:
         """`import_block` for a block as a peer sent it (see `vm.blocks.parse_block`): the
         header, the seal, the parent and the transactions root are checked before any sender
-        is recovered, so a forged block of thousands of transactions costs one seal check."""
+        is recovered, so a forged block of thousands of transactions costs one seal check.
+        `durable=False` leaves its write unsynced (`Store.batch`): for all but the last block of
+        a batch a sync round imports, which are fetched again if a power cut loses them."""
         parent = self._verified_parent(header, now)
         if parent is None:
             return ImportStatus.KNOWN
         self._check_transactions_root(header, raw_transactions)
         block = Block(header, decode_transactions(raw_transactions, self.transaction_from_raw))
-        return self._store_verified(block, parent)
+        return self._store_verified(block, parent, durable)
 
     def _verified_parent(self, header: Header, now: int | None) -> Header | None:
         """The parent of a new block whose header passes every rule; None if the block is known."""
@@ -347,7 +350,7 @@ class Chain:
         if header.transactions_root != list_root(list(raw_transactions)):
             raise InvalidBlock("transactions root mismatch")  # not remembered: a relayer can swap a body
 
-    def _store_verified(self, block: Block, parent: Header) -> ImportStatus:
+    def _store_verified(self, block: Block, parent: Header, durable: bool = True) -> ImportStatus:
         """Store a block whose header checked out: as a side block, or as the new head."""
         header = block.header
         weight = self.store.total_weight(parent.hash) + self.engine.weight(header)
@@ -360,7 +363,7 @@ class Chain:
             self.orphans[header.hash] = header.producer
             log.info("side block stored", extra={"number": header.number, "hash": "0x" + header.hash.hex()})
             return ImportStatus.SIDE
-        self._switch_to(block)
+        self._switch_to(block, durable)
         return ImportStatus.HEAD
 
     def _refuse_known_bad(self, header: Header) -> None:
@@ -409,7 +412,7 @@ class Chain:
             if not holds:
                 raise InvalidBlock(reason)
 
-    def _switch_to(self, tip: Block) -> None:
+    def _switch_to(self, tip: Block, durable: bool = True) -> None:
         """Make `tip` the head: roll back to the common ancestor, execute the new branch, commit once."""
         branch = [tip]
         horizon = self.head.number - MAX_REORG_DEPTH
@@ -445,7 +448,7 @@ class Chain:
                 raise
             executed.append(replace(result, tree_update=update))
             parent = block.header
-        self._commit_branch(ancestor, executed, pending, update)
+        self._commit_branch(ancestor, executed, pending, update, durable)
 
     def _execute(self, block: Block, parent: Header, reader: _Overlay) -> ExecutedBlock:
         """Run a block on `reader` (its parent's state) and check everything but the state root."""
@@ -497,15 +500,21 @@ class Chain:
             cache.pop(block_hash, None)
         self.orphans.pop(block_hash, None)
 
-    def _restage_side_blocks(self, batch, abandoned: list[Block],
+    def _restage_side_blocks(self, batch, old_head: Header, abandoned: list[Block],
                              executed: list[ExecutedBlock]) -> tuple[dict[bytes, Address], list[bytes]]:
         """Within a head move's batch: index the abandoned blocks as side blocks, unindex the newly
         canonical ones, and delete every side block the new reorg horizon has passed. Returns
-        (new orphans by producer, deleted hashes) for the caller to apply once the batch lands."""
+        (new orphans by producer, deleted hashes) for the caller to apply once the batch lands.
+
+        Only the heights the horizon passed in this move are read: below the old head's horizon
+        every side block went when the head got there (and none is stored at or below the horizon
+        of its day). Only blocks that were side blocks are unindexed: a delete is a LevelDB
+        tombstone, and one per block made this range read, and each import, grow with the chain."""
         horizon = executed[-1].block.header.number - MAX_REORG_DEPTH
         canonical = {result.block.hash for result in executed}
         for result in executed:
-            unset_side(batch, result.block.header.number, result.block.hash)
+            if result.block.hash in self.orphans:
+                unset_side(batch, result.block.header.number, result.block.hash)
         added, deleted = {}, []
         for old in abandoned:
             if old.header.number > horizon:
@@ -514,18 +523,19 @@ class Chain:
             else:
                 delete_block(batch, old.header.number, old.hash)
                 deleted.append(old.hash)
-        for number, block_hash, _ in self.store.side_blocks(0, max(horizon, -1)):
+        passed_from = max(old_head.number - MAX_REORG_DEPTH + 1, 0)
+        for number, block_hash, _ in self.store.side_blocks(passed_from, max(horizon, passed_from - 1)):
             if block_hash not in canonical:
                 delete_block(batch, number, block_hash)
                 deleted.append(block_hash)
         return added, deleted
 
     def _commit_branch(self, ancestor: Header, executed: list[ExecutedBlock], changes: dict[bytes, bytes | None],
-                       update: TreeUpdate) -> None:
+                       update: TreeUpdate, durable: bool = True) -> None:
         old_head = self.head
         abandoned = [self.block(self.store.canonical_hash(n)) for n in range(ancestor.number + 1, old_head.number + 1)]
         weight = self.store.total_weight(ancestor.hash)
-        with self.store.batch() as batch:
+        with self.store.batch(durable) as batch:
             for old in abandoned:
                 unset_canonical(batch, old.header.number, [tx.hash for tx in old.transactions])
             for result in executed:
@@ -536,7 +546,7 @@ class Chain:
                 set_canonical(batch, header.number, header.hash, [tx.hash for tx in result.block.transactions])
             put_state(batch, changes)
             set_head(batch, executed[-1].block.hash)
-            new_orphans, pruned = self._restage_side_blocks(batch, abandoned, executed)
+            new_orphans, pruned = self._restage_side_blocks(batch, old_head, abandoned, executed)
         self.state_db.applied(changes, update)
         for result in executed:
             self._headers.put(result.block.hash, result.block.header)

@@ -37,7 +37,7 @@ class NodeChainPort:
         return ChainStatus(self.chain.chain_id, self.chain.genesis_block_hash(), head.number, head.hash,
                            self.chain.total_weight(head.hash))
 
-    def import_block(self, encoded_block: bytes) -> ImportResult:
+    def import_block(self, encoded_block: bytes, durable: bool = True) -> ImportResult:
         """Parse (structure only), then let the chain check header, seal and parent before
         it recovers any sender: a forged block is refused for the price of its seal."""
         try:
@@ -45,7 +45,7 @@ class NodeChainPort:
         except InvalidBlock as exc:
             return ImportResult(Outcome.INVALID, str(exc))
         try:
-            status = self.chain.import_wire(header, raw_transactions)
+            status = self.chain.import_wire(header, raw_transactions, durable=durable)
         except UnknownParent as exc:
             return ImportResult(Outcome.UNKNOWN_PARENT, str(exc), header.number)
         except BlockRefused as exc:

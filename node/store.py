@@ -79,10 +79,14 @@ class Store:
         self.db.close()
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[plyvel.WriteBatch]:
-        """All writes inside land together or not at all (fsynced)."""
+    def batch(self, durable: bool = True) -> Iterator[plyvel.WriteBatch]:
+        """All writes inside land together or not at all, fsynced before this returns. With
+        `durable=False` the write is in the OS's hands when this returns (a killed process loses
+        nothing, a power cut may), and the next durable batch syncs it too: LevelDB's log is
+        one file, written in order. An fsync costs about 0.3 ms here, as much as importing an
+        empty block."""
         try:
-            with self.db.write_batch(transaction=True, sync=True) as batch:
+            with self.db.write_batch(transaction=True, sync=durable) as batch:
                 yield batch
         except plyvel.IOError as exc:
             error = StoreUnwritable(f"the chain store could not write: {_reason(exc)} "

@@ -17,8 +17,13 @@ class InvalidSignature(ValueError):
     """The signature does not recover to a public key."""
 
 
+_as_hash = bytes.__new__
+
+
 def keccak256(data: bytes) -> Hash32:
-    return Hash32(sha3.keccak_256(data).digest())
+    """A digest is 32 bytes by construction, so `Hash32`'s length check is skipped: it was a
+    third of this call, and the state tree makes thousands of these per block."""
+    return _as_hash(Hash32, sha3.keccak_256(data).digest())
 
 
 def public_key_to_address(public_key_uncompressed: bytes) -> Address:

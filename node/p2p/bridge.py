@@ -156,7 +156,8 @@ class AsyncPort:
 
     async def import_blocks(self, encoded_blocks: Sequence[bytes]) -> list[ImportResult]:
         """Import in order, stopping after the first block that is neither new nor known
-        (its result is the last one returned)."""
+        (its result is the last one returned). One fsync for the lot, at its last block; the
+        good blocks before a bad one are synced by the next durable write (`Store.batch`)."""
         return await self._call(_import_in_order, self._port, tuple(encoded_blocks))
 
     async def add_transactions(self, raw_transactions: Sequence[bytes]) -> list[ImportResult]:
@@ -184,8 +185,8 @@ class AsyncPort:
 
 def _import_in_order(port: ChainPort, encoded_blocks: tuple[bytes, ...]) -> list[ImportResult]:
     results = []
-    for encoded in encoded_blocks:
-        result = port.import_block(encoded)
+    for k, encoded in enumerate(encoded_blocks):
+        result = port.import_block(encoded, durable=k == len(encoded_blocks) - 1)
         results.append(result)
         if result.outcome not in (Outcome.ACCEPTED, Outcome.KNOWN):
             break

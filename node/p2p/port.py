@@ -48,8 +48,9 @@ class ImportResult:
 class ChainPort(Protocol):
     def status(self) -> ChainStatus: ...
 
-    def import_block(self, encoded_block: bytes) -> ImportResult:
-        """Verify and store a block in its canonical encoding (see vm.blocks.Block.encode)."""
+    def import_block(self, encoded_block: bytes, durable: bool = True) -> ImportResult:
+        """Verify and store a block in its canonical encoding (see vm.blocks.Block.encode);
+        `durable=False`: its write need not be on disk yet (the next durable one syncs it)."""
 
     def add_transaction(self, raw_transaction: bytes) -> ImportResult:
         """Offer a raw signed transaction to the mempool."""

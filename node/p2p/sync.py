@@ -320,8 +320,9 @@ class Synchronizer:
             return
         if end is _RoundEnd.BUDGET and progress.accepted:
             self._tried.pop((peer_id, claimed.head_hash), None)  # the next round continues with this peer
-            log.info("synced %d blocks from %s, now at block %d; %s, continuing", progress.accepted, peer_id,
-                     after.head_number, reason)
+            log.info("synced %d blocks from %s (now at block %d; %s, continuing) in %.2fs, %.0f blocks/s",
+                     progress.accepted, peer_id, after.head_number, reason, elapsed,
+                     progress.accepted / max(elapsed, 1e-6))
             return
         if end is _RoundEnd.EXHAUSTED or (end is _RoundEnd.BUDGET and progress.delivered):
             self._penalize(peer_id, FALSE_CLAIM_PENALTY,

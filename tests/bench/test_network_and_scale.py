@@ -38,3 +38,15 @@ def test_scale_builds_and_imports_blocks_and_reads_a_history(tmp_path):
     after = small["after_history"]
     assert small["history_txs"] >= 3000 and after["logs"] > small["before_history"]["logs"] > 0
     assert "after_history" not in large  # the history runs on the first size only
+
+
+def test_sync_serves_a_built_chain_to_an_empty_node_and_times_it(tmp_path):
+    done = subprocess.run([sys.executable, str(BENCH / "sync.py"), "--blocks", "300", "--txs", "0,5", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    empty, small = json.loads(done.stdout)["results"]
+    assert (empty["txs_per_block"], small["txs_per_block"]) == (0, 5)
+    for row in (empty, small):
+        assert row["synced"] == 300 and row["blocks_per_s"] > 0 and row["syncer_rss_mib"] > 0
+        assert sum(r["blocks"] for r in row["log_rounds"]) == 300  # the syncing node says it synced them all
+    assert small["txs_per_s"] > 0 == empty["txs_per_s"]

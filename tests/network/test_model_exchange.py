@@ -130,7 +130,7 @@ class LiarPort:
     def status(self) -> ChainStatus:
         return self._status
 
-    def import_block(self, encoded_block: bytes) -> ImportResult:
+    def import_block(self, encoded_block: bytes, durable: bool = True) -> ImportResult:
         return ImportResult(Outcome.IGNORED, "a liar keeps nothing")
 
     def add_transaction(self, raw_transaction: bytes) -> ImportResult:

@@ -93,7 +93,7 @@ class ByzantinePort:
     def status(self) -> ChainStatus:
         return self._status
 
-    def import_block(self, encoded_block: bytes) -> ImportResult:
+    def import_block(self, encoded_block: bytes, durable: bool = True) -> ImportResult:
         return ImportResult(Outcome.KNOWN)
 
     def add_transaction(self, raw_transaction: bytes) -> ImportResult:

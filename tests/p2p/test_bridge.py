@@ -104,3 +104,41 @@ def test_other_threads_reach_the_trio_thread(loop_thread):
         bridge.submit(print)
     with pytest.raises(NetworkStopped):
         bridge.run_sync(print)
+
+
+def test_a_sync_batch_is_fsynced_once_at_its_last_block(tmp_path):
+    """An fsync costs as much as importing an empty block: a sync round's batch of blocks syncs
+    once, at its last block (LevelDB's log is written in order, so that covers the others)."""
+    from node.p2p.bridge import _import_in_order
+    from node.p2p.port import ImportResult, Outcome
+    from node.store import Store
+
+    class Port:
+        def __init__(self) -> None:
+            self.durable: list[bool] = []
+
+        def import_block(self, encoded_block: bytes, durable: bool = True) -> ImportResult:
+            self.durable.append(durable)
+            return ImportResult(Outcome.ACCEPTED, "", len(self.durable))
+
+    port = Port()
+    assert len(_import_in_order(port, (b"1", b"2", b"3"))) == 3 and port.durable == [False, False, True]
+
+    class Recording:  # the store's LevelDB, recording each write batch's sync flag
+        def __init__(self, db) -> None:
+            self.db, self.synced = db, []
+
+        def write_batch(self, **options):
+            self.synced.append(options["sync"])
+            return self.db.write_batch(**options)
+
+    store = Store(str(tmp_path / "chaindata"))
+    real = store.db
+    store.db = Recording(real)
+    with store.batch(durable=False) as batch:
+        batch.put(b"k1", b"v1")
+    with store.batch() as batch:
+        batch.put(b"k2", b"v2")
+    assert store.db.synced == [False, True] and real.get(b"k1") == b"v1" and real.get(b"k2") == b"v2"
+    store.db = real
+    store.close()

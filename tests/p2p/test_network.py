@@ -101,7 +101,7 @@ class FakeChain:
             head = len(self.canonical) - 1
             return ChainStatus(CHAIN_ID, self.canonical[0], head, self.canonical[-1], head)
 
-    def import_block(self, encoded: bytes) -> ImportResult:
+    def import_block(self, encoded: bytes, durable: bool = True) -> ImportResult:
         self._check_thread()
         if self.on_import is not None:
             self.on_import()

@@ -54,7 +54,7 @@ class ToyChain:
         head = len(self.canonical) - 1
         return ChainStatus(CHAIN_ID, self.canonical[0], head, self.canonical[-1], head)
 
-    def import_block(self, encoded: bytes) -> ImportResult:
+    def import_block(self, encoded: bytes, durable: bool = True) -> ImportResult:
         number, parent, _ = msgpack.unpackb(encoded)
         block_hash = keccak256(encoded)
         if block_hash in self.store:
