@@ -70,6 +70,11 @@ class BlockRefused(InvalidBlock):
     the side-block caps, or stamped too far ahead of our clock. Not relayed, and not held against
     the sender (it may be honest surplus, or our own clock may be the one that is wrong)."""
 
+    def __init__(self, reason: str, ahead: bool = False) -> None:
+        super().__init__(reason)
+        self.ahead = ahead
+        """Stamped too far ahead of our clock: good once the clock catches up or is put right."""
+
 
 class ImportStatus(Enum):
     KNOWN = "known"
@@ -336,7 +341,7 @@ class Chain:
         now = int(self.clock()) if now is None else now
         if header.timestamp > now + MAX_FUTURE_SECONDS:  # may be good later, and may be our clock's fault
             raise BlockRefused(f"block {header.number} is stamped {header.timestamp - now} s ahead of this "
-                               f"node's clock (at most {MAX_FUTURE_SECONDS} s)")
+                               f"node's clock (at most {MAX_FUTURE_SECONDS} s)", ahead=True)
         try:
             self._verify_header_rules(header, parent, now)
             self.engine.verify_header(self, header, parent)

@@ -49,7 +49,7 @@ class NodeChainPort:
         except UnknownParent as exc:
             return ImportResult(Outcome.UNKNOWN_PARENT, str(exc), header.number)
         except BlockRefused as exc:
-            return ImportResult(Outcome.IGNORED, str(exc), header.number)
+            return ImportResult(Outcome.IGNORED, str(exc), header.number, ahead=exc.ahead)
         except InvalidBlock as exc:
             return ImportResult(Outcome.INVALID, str(exc), header.number)
         if status is ImportStatus.KNOWN:

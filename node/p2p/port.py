@@ -43,6 +43,8 @@ class ImportResult:
     reason: str = ""
     number: int | None = None
     """For blocks: the block's height (lets the sync fetch [our head+1 .. number])."""
+    ahead: bool = False
+    """For an ignored block: stamped too far ahead of our clock, so worth asking for again soon."""
 
 
 class ChainPort(Protocol):

@@ -86,6 +86,11 @@ errTimeout); here the round ends and `_judge` decides."""
 SYNC_BACKOFF_SECONDS = 30.0
 """How long `_choose` passes over a peer whose round brought nothing new, whatever head it
 claims next, so honest peers are used meanwhile."""
+AHEAD_BACKOFF_SECONDS = 2.0
+"""The pass-over after a round that ended on a block stamped ahead of our clock. That is our
+clock's fault as often as the peer's: a node whose clock was put right must catch up at once,
+not in SYNC_BACKOFF_SECONDS (a 30-minute soak saw a node 30 s behind after its clock was fixed),
+and asking again costs one small request."""
 FALSE_CLAIM_PENALTY = 15.0
 """Penalty for a round that ended short of the weight the peer claimed (geth drops such a peer:
 "peer is stalling"). With a 60 s half-life and the 30 s back-off, the third such round in a row
@@ -331,8 +336,9 @@ class Synchronizer:
         elif progress.accepted:
             log.info("sync from %s stopped after %d new blocks: %s", peer_id, progress.accepted, reason)
             return
-        self._backoff[peer_id] = time.monotonic() + SYNC_BACKOFF_SECONDS
-        log.info("sync from %s stopped: %s; other peers first for %gs", peer_id, reason, SYNC_BACKOFF_SECONDS)
+        backoff = AHEAD_BACKOFF_SECONDS if progress.ahead else SYNC_BACKOFF_SECONDS
+        self._backoff[peer_id] = time.monotonic() + backoff
+        log.info("sync from %s stopped: %s; other peers first for %gs", peer_id, reason, backoff)
 
     async def _common_ancestor(self, peer_id: str, our_head: int, their_head: int) -> int:
         """The highest height where the peer's canonical hash equals ours. Hashes chain,
@@ -408,6 +414,7 @@ class Synchronizer:
                 if result.outcome is Outcome.UNKNOWN_PARENT:
                     return f"block {result.number} does not connect to our chain (did the peer reorganise?)"
                 if result.outcome is Outcome.IGNORED:
+                    progress.ahead = result.ahead
                     return f"block {result.number} not kept: {result.reason}"
                 if result.outcome is Outcome.ACCEPTED:
                     progress.accepted += 1
@@ -449,6 +456,8 @@ class _RoundProgress:
     """Blocks the peer sent in order this round, new or known."""
     accepted: int = 0
     """Of those, blocks new to us."""
+    ahead: bool = False
+    """The round ended on a block stamped ahead of our clock."""
 
     def as_tuple(self) -> tuple[int, int, int]:
         return self.starting, self.current, self.highest

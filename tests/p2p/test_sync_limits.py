@@ -6,6 +6,7 @@ answers for fake peers. A block is msgpack([number, parent hash, payload]) and f
 choice is "longest", as in test_network.py's fake."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import msgpack
@@ -270,3 +271,39 @@ def test_the_node_stops_encoding_blocks_at_the_response_byte_cap(tmp_path, monke
     answer = network_port.NodeChainPort(chain, intake=None).blocks(1, 10)
     assert len(answer) == len(looked_up) == 3 and sum(map(len, answer)) <= cap
     chain.store.close()
+
+
+class SlowClockChain(ToyChain):
+    """Our chain, on a node whose clock is behind: blocks above `horizon` are stamped ahead of it
+    until the clock is put right."""
+
+    def __init__(self, horizon: int) -> None:
+        super().__init__()
+        self.horizon, self.clock_right = horizon, False
+
+    def import_block(self, encoded: bytes, durable: bool = True) -> ImportResult:
+        number = msgpack.unpackb(encoded)[0]
+        if number > self.horizon and not self.clock_right:
+            return ImportResult(Outcome.IGNORED, f"block {number} is stamped 25 s ahead of this node's clock", number,
+                                ahead=True)
+        return super().import_block(encoded, durable)
+
+
+def test_a_node_whose_clock_was_behind_asks_again_soon_and_catches_up_once_it_is_right(tmp_path):
+    """A round that ends on a block from the future passes the peer over for 2 s, not 30: the
+    fault is as likely our clock's (a soak's node stayed 30 s behind after its clock was fixed)."""
+    ours = SlowClockChain(horizon=25)
+    ours.extend(25, b"shared")
+    honest = ours.copy()
+    honest.extend(15, b"honest")
+    harness = Harness(tmp_path, ours, {"honest": HonestPeer(honest)})
+    harness.sync_until(lambda: "honest" in harness.synchronizer._backoff)
+    assert harness.synchronizer._backoff["honest"] - time.monotonic() <= sync.AHEAD_BACKOFF_SECONDS
+    assert harness.penalties == []  # nothing held against the peer
+    ours.clock_right = True
+
+    def caught_up() -> bool:
+        harness.synchronizer.wake()  # as each status message from a peer does, every few seconds
+        return ours.canonical == honest.canonical
+
+    harness.sync_until(caught_up)  # within the test's deadline: it would wait out 30 s before
