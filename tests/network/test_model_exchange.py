@@ -216,7 +216,7 @@ def test_models_travel_over_p2p_and_a_wrong_aggregate_is_challenged_by_the_hones
             # nobody has it, so node 1 asks every peer in turn within the call's 2 s; on a loaded
             # machine the honest ones can use that up first (a CI run), so ask until it gets there
             wait_until(lambda: net.rpc(1, "grid_getModel", nobody) is None
-                       and keccak256(b"no such model") in liar.asked, 30, "node1 to ask the liar for a model nobody has")
+                       and keccak256(b"no such model") in liar.asked, 30, "node1 to ask the liar for that model")
             log = Path(net.nodes[1]["log"]).read_text()
             assert "served a model that is not the one asked for" in log or "served other bytes" in log
         finally:
