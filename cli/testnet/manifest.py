@@ -178,7 +178,8 @@ def parse(data: dict, name: str = "testnet", source: Path | None = None) -> Mani
                     rate=_number(load_section, "load.rate", 4, 0, 1_000), senders=_int(load_section, "load.senders", 4, 1, 19),
                     perturbations=perturbations, liveness=_number(check, "check.liveness", 20, 1, 600),
                     confirmations=_int(check, "check.confirmations", 2, 0, 1_024), hashrates=tuple(hashrates),
-                    producers=tuple(producers), topology=topology, disk=disk, market=_number(load_section, "load.market", 0, 0, 1), source=source)
+                    producers=tuple(producers), topology=topology, disk=disk,
+                    market=_number(load_section, "load.market", 0, 0, 1), source=source)
 
 
 FOLLOWER_MODES = ("lying-sync",)

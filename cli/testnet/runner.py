@@ -246,18 +246,22 @@ def _liveness(network: Network, manifest: Manifest, healed: threading.Event, res
         heads = network.heads(honest)
         if all(h is not None for h in heads.values()):
             lowest = min(heads.values())
-            if lowest > baseline:
-                hashes = set()
-                for i in heads:
-                    try:
-                        hashes.add(network.net.rpc(i, timeout=2)("eth_getBlockByNumber", hex(lowest), False)["hash"])
-                    except (RpcError, TypeError):
-                        hashes.add(None)
-                if len(hashes) == 1 and None not in hashes:
-                    result.update(ok=True, seconds=round(time.monotonic() - start, 2), height=lowest, heads=heads)
-                    return
+            if lowest > baseline and _one_block(network, list(heads), hex(lowest)):
+                result.update(ok=True, seconds=round(time.monotonic() - start, 2), height=lowest, heads=heads)
+                return
         time.sleep(0.3)
     result.update(ok=False, seconds=None, heads=network.heads(honest), baseline=baseline)
+
+
+def _one_block(network: Network, nodes: list[int], tag: str) -> bool:
+    """Whether every one of `nodes` answers with the same block hash at `tag` (a height or "latest")."""
+    hashes = set()
+    for i in nodes:
+        try:
+            hashes.add(network.net.rpc(i, timeout=2)("eth_getBlockByNumber", tag, False)["hash"])
+        except (RpcError, TypeError):
+            return False
+    return len(hashes) == 1
 
 
 def _converge(network: Network, seconds: float) -> bool:
@@ -265,13 +269,7 @@ def _converge(network: Network, seconds: float) -> bool:
     within milliseconds); False after `seconds` (the checks then report what differs)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        hashes = set()
-        for i in network.honest():
-            try:
-                hashes.add(network.net.rpc(i, timeout=2)("eth_getBlockByNumber", "latest", False)["hash"])
-            except (RpcError, TypeError):
-                hashes.add(None)
-        if len(hashes) == 1 and None not in hashes:
+        if _one_block(network, network.honest(), "latest"):
             return True
         time.sleep(0.2)
     return False

@@ -136,10 +136,12 @@ class Localnet:
         node = self.nodes[index]
         command = node["command"]
         if peers is not None:
-            allowed = {self.nodes[p]["p2p"] for p in peers}
-            command = [part for k, part in enumerate(command)
-                       if not (part == "--bootnode" and command[k + 1] not in allowed)
-                       and not (k and command[k - 1] == "--bootnode" and part not in allowed)]
+            allowed, parts, command = {self.nodes[p]["p2p"] for p in peers}, iter(command), []
+            for part in parts:
+                if part != "--bootnode":
+                    command.append(part)
+                elif (address := next(parts)) in allowed:
+                    command += [part, address]
         self.restarted[index] = subprocess.Popen(command, stdout=open(node["log"], "a"),
                                                  stderr=subprocess.STDOUT, start_new_session=True)
         node["pid"] = self.restarted[index].pid

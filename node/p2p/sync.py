@@ -87,7 +87,7 @@ SYNC_BACKOFF_SECONDS = 30.0
 """How long `_choose` passes over a peer whose round brought nothing new, whatever head it
 claims next, so honest peers are used meanwhile."""
 AHEAD_BACKOFF_SECONDS = 2.0
-"""The pass-over after a round that ended on a block stamped ahead of our clock. That is our
+"""The first pass-over after a round that ended on a block stamped ahead of our clock. That is our
 clock's fault as often as the peer's: a node whose clock was put right must catch up at once,
 not in SYNC_BACKOFF_SECONDS (a 30-minute soak saw a node 30 s behind after its clock was fixed),
 and asking again costs one small request."""
@@ -205,6 +205,11 @@ class Synchronizer:
         self._backoff: dict[str, float] = {}
         """Peers passed over until the given time: their last round made no progress or proved
         their claim false. Keyed by peer, since a liar can name a new head in every status."""
+        self._ahead_rounds: dict[str, int] = {}
+        """Rounds in a row that ended on a peer's block stamped ahead of our clock with nothing new:
+        each doubles the next pass-over from AHEAD_BACKOFF_SECONDS up to SYNC_BACKOFF_SECONDS, so
+        a peer that only serves blocks from the future (a header costs nothing to forge: the time is
+        checked before the seal) is asked again quickly once, then no more often than any other."""
         self._progress: tuple[int, int, int] | None = None
         self._progress_lock = threading.Lock()
 
@@ -253,6 +258,7 @@ class Synchronizer:
         now = time.monotonic()
         self._tried = {key: until for key, until in self._tried.items() if until > now}
         self._backoff = {peer_id: until for peer_id, until in self._backoff.items() if until > now}
+        self._ahead_rounds = {p: n for p, n in self._ahead_rounds.items() if self._peers.is_counted(p)}
         best: tuple[tuple[int, int], _Target] | None = None
         for peer in self._peers.counted():
             status = peer.status
@@ -317,6 +323,8 @@ class Synchronizer:
         gave all it had, or a whole round of blocks we had, short of its claim lied: it is
         penalised. Any round without a new block passes the peer over for SYNC_BACKOFF_SECONDS."""
         peer_id, claimed = target.peer_id, target.status
+        if progress.accepted or not progress.ahead:
+            self._ahead_rounds.pop(peer_id, None)
         if after.total_weight >= claimed.total_weight:
             if progress.accepted:
                 level = logging.INFO if progress.accepted >= REPORT_SYNCING_BEHIND else logging.DEBUG
@@ -336,7 +344,10 @@ class Synchronizer:
         elif progress.accepted:
             log.info("sync from %s stopped after %d new blocks: %s", peer_id, progress.accepted, reason)
             return
-        backoff = AHEAD_BACKOFF_SECONDS if progress.ahead else SYNC_BACKOFF_SECONDS
+        backoff = SYNC_BACKOFF_SECONDS
+        if progress.ahead:
+            rounds = self._ahead_rounds[peer_id] = self._ahead_rounds.get(peer_id, 0) + 1
+            backoff = min(AHEAD_BACKOFF_SECONDS * 2 ** (rounds - 1), SYNC_BACKOFF_SECONDS)
         self._backoff[peer_id] = time.monotonic() + backoff
         log.info("sync from %s stopped: %s; other peers first for %gs", peer_id, reason, backoff)
 

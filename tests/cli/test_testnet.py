@@ -51,7 +51,8 @@ def test_the_shipped_manifests_parse():
     ({"hashrates": [1, 2]}, "hashrates: only for engine"),
     ({"engine": "pow", "nodes": 2, "hashrates": [1]}, "hashrates: 2 positive integers"),
     ({"load": {"rate": -1}}, "load.rate: a number in 0..1000"),
-    ({"engine": "pow", "producers": [0, 1], "hashrates": [1, 2, 3]}, "hashrates: 2 positive integers, one per producer"),
+    ({"engine": "pow", "producers": [0, 1], "hashrates": [1, 2, 3]},
+     "hashrates: 2 positive integers, one per producer"),
     ({"producers": []}, "producers: a non-empty list of node indices"),
     ({"producers": [0, 0, 1]}, "producers: a node named twice"),
     ({"producers": [0, 5]}, "producers: node indices are 0..3"),
@@ -222,7 +223,8 @@ def test_the_evidence_row_wants_every_mode_caught_and_nothing_against_the_honest
     row = evidence(NODES, dict(enumerate(PRODUCERS)), [0, 1, 2], {3: {"bad-seal"}},
                    [report([("peer3", "invalid block 9: state root mismatch")]), report(), report()], {3: {"bad-seal": 2}})
     assert not row["ok"] and "node3 bad-seal not caught" in row["evidence"]  # caught, but not for that
-    row = evidence(NODES, dict(enumerate(PRODUCERS)), [0, 1, 2], {3: {"equivocate"}}, [report(), report(), report()], {3: {}})
+    row = evidence(NODES, dict(enumerate(PRODUCERS)), [0, 1, 2], {3: {"equivocate"}}, [report(), report(), report()],
+                   {3: {}})
     assert not row["ok"] and "node3 never acted in equivocate" in row["evidence"]  # no turn came: nothing was tested
     row = evidence(NODES, dict(enumerate(PRODUCERS)), [0, 1, 2], {3: {"equivocate", "bad-seal"}},
                    [report([("peer3", "invalid block 9: poeg: invalid seal signature")]), report(), report()],
@@ -235,7 +237,8 @@ def test_the_evidence_row_wants_every_mode_caught_and_nothing_against_the_honest
     row = evidence(NODES, dict(enumerate(PRODUCERS)), [0, 1, 2], modes, caught, sent,
                    [{"validator": PRODUCERS[2], "number": 9, "reason": "equivocation at height 8"}])
     assert not row["ok"] and "node2 slashed at block 9: equivocation" in row["evidence"]
-    row = evidence(NODES, dict(enumerate(PRODUCERS)), [0, 1, 2, 3], {}, [report(), report(), report([], [PRODUCERS[0]]), report()], {})
+    row = evidence(NODES, dict(enumerate(PRODUCERS)), [0, 1, 2, 3], {},
+                   [report(), report(), report([], [PRODUCERS[0]]), report()], {})
     assert not row["ok"] and "node2 saw node0 equivocate" in row["evidence"]
 
 

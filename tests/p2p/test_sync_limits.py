@@ -291,14 +291,23 @@ class SlowClockChain(ToyChain):
 
 def test_a_node_whose_clock_was_behind_asks_again_soon_and_catches_up_once_it_is_right(tmp_path):
     """A round that ends on a block from the future passes the peer over for 2 s, not 30: the
-    fault is as likely our clock's (a soak's node stayed 30 s behind after its clock was fixed)."""
+    fault is as likely our clock's (a soak's node stayed 30 s behind after its clock was fixed).
+    Each such round in a row doubles it (up to 30 s): a forged future header costs nothing."""
     ours = SlowClockChain(horizon=25)
     ours.extend(25, b"shared")
     honest = ours.copy()
     honest.extend(15, b"honest")
     harness = Harness(tmp_path, ours, {"honest": HonestPeer(honest)})
-    harness.sync_until(lambda: "honest" in harness.synchronizer._backoff)
-    assert harness.synchronizer._backoff["honest"] - time.monotonic() <= sync.AHEAD_BACKOFF_SECONDS
+    synchronizer = harness.synchronizer
+    harness.sync_until(lambda: "honest" in synchronizer._backoff)
+    assert synchronizer._backoff["honest"] - time.monotonic() <= sync.AHEAD_BACKOFF_SECONDS
+    del synchronizer._backoff["honest"]  # its pass-over over, and its chain a block longer: the next round
+    honest.extend(1, b"honest")  # ends the same way, and the pass-over after it is twice as long
+    harness.peers.update_status("honest", honest.status())
+    synchronizer.wake()
+    harness.sync_until(lambda: "honest" in synchronizer._backoff)
+    waits = synchronizer._backoff["honest"] - time.monotonic()
+    assert sync.AHEAD_BACKOFF_SECONDS < waits <= 2 * sync.AHEAD_BACKOFF_SECONDS
     assert harness.penalties == []  # nothing held against the peer
     ours.clock_right = True
 
